@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Prepare a Debian bookworm host for the tenet labs and tests:
+#   1. install the system packages (skipped when all are already installed),
+#   2. start Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath only;
+#      no kernel module is loaded), unless it is already running.
+# Idempotent and safe to run repeatedly. Runs as root (or via sudo).
+# Never runs `mn -c` and never touches existing bridges.
+set -euo pipefail
+
+# Packages the labs and tests need.
+PACKAGES=(
+  openvswitch-switch mininet openvswitch-testcontroller python3-os-ken
+  iputils-ping tcpdump ethtool tshark iperf3 netcat-openbsd valgrind
+  build-essential pkg-config
+)
+# Nice to have (profiling); failure to install is not an error.
+OPTIONAL_PACKAGES=(linux-perf)
+
+OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
+
+section() { printf '\n=== %s ===\n' "$*"; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "setup-host.sh: must run as root (or have sudo)" >&2
+    exit 1
+  fi
+fi
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+apt_install() {
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq -o Dpkg::Use-Pty=0 "$@" >/dev/null
+}
+
+# --- packages ---------------------------------------------------------------
+section "packages"
+missing=()
+for p in "${PACKAGES[@]}"; do is_installed "$p" || missing+=("$p"); done
+missing_opt=()
+for p in "${OPTIONAL_PACKAGES[@]}"; do is_installed "$p" || missing_opt+=("$p"); done
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#missing_opt[@]} -eq 0 ]; then
+  echo "all packages already installed; skipping apt"
+else
+  echo "apt-get update"
+  "${SUDO[@]}" apt-get update -qq
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+  for p in "${missing_opt[@]}"; do
+    echo "installing (optional): $p"
+    apt_install "$p" || echo "warning: optional package $p could not be installed; continuing" >&2
+  done
+fi
+
+# --- Open vSwitch -------------------------------------------------------------
+section "open vswitch"
+ovs_daemon_up() { "${SUDO[@]}" ovs-appctl -T 2 -t "$1" version >/dev/null 2>&1; }
+
+if ovs_daemon_up ovsdb-server && ovs_daemon_up ovs-vswitchd; then
+  echo "ovsdb-server and ovs-vswitchd already running"
+else
+  # ovs-ctl starts only the daemons that are not running. The `ulimit` warning
+  # it prints in containers is harmless.
+  "${SUDO[@]}" "$OVS_CTL" start --system-id=random 2>&1 | grep -v 'ulimit' || true
+fi
+
+# Wait until the database answers and the switch daemon is up.
+for _ in $(seq 1 50); do
+  if ovs_daemon_up ovs-vswitchd && "${SUDO[@]}" ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+    break
+  fi
+  sleep 0.2
+done
+if ! (ovs_daemon_up ovsdb-server && ovs_daemon_up ovs-vswitchd); then
+  echo "setup-host.sh: Open vSwitch failed to start" >&2
+  "${SUDO[@]}" "$OVS_CTL" status >&2 || true
+  exit 1
+fi
+echo "$("${SUDO[@]}" ovs-vsctl --version | head -n1) ready (use datapath_type=netdev / mn --switch ovs,datapath=user)"

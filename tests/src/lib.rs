@@ -1,0 +1,1 @@
+//! Shared helpers for tenet's end-to-end tests (real OVS, real Mininet).
