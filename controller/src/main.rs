@@ -1,1 +1,129 @@
-fn main() {}
+//! `tenet-controller`: the OpenFlow controller binary.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use tenet_controller::learning::Learning;
+use tenet_controller::metrics;
+use tenet_controller::session::{AppFactory, Controller, SessionConfig};
+
+/// tenet's OpenFlow controller.
+///
+/// Accepts OpenFlow connections from switches (Open vSwitch or any OpenFlow 1.3
+/// or 1.0 switch), negotiates the version (1.3 preferred), and runs the chosen
+/// mode's logic on every switch. Point a switch at it with
+/// `ovs-vsctl set-controller BRIDGE tcp:HOST:6653`.
+#[derive(Debug, Parser)]
+#[command(name = "tenet-controller", version, about, long_about)]
+struct Cli {
+    /// Address to accept switch connections on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6653")]
+    listen: SocketAddr,
+
+    /// What the controller does with the switches.
+    ///
+    /// learning: a reactive L2 learning switch per datapath (flow-mod plus
+    /// packet-out, flood unknown destinations), for labs and benchmarks.
+    #[arg(long, value_enum, default_value_t = Mode::Learning)]
+    mode: Mode,
+
+    /// Log line format: human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info`, `tenet_controller=debug`).
+    /// The RUST_LOG environment variable overrides it.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+
+    /// Serve Prometheus text-format metrics on this address (e.g. 127.0.0.1:9100).
+    /// Off when not given.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+
+    /// Seconds of silence from a switch before an ECHO_REQUEST is sent to it.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    echo_interval: u64,
+
+    /// Seconds of silence after which a switch is declared dead and disconnected.
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    dead_after: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Reactive L2 learning switch on every datapath.
+    Learning,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .with_context(|| format!("invalid --log-level {:?}", cli.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli)?;
+    if cli.dead_after <= cli.echo_interval {
+        anyhow::bail!("--dead-after ({}) must be longer than --echo-interval ({})", cli.dead_after, cli.echo_interval);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let apps: Arc<dyn AppFactory> = match cli.mode {
+        Mode::Learning => Arc::new(Learning),
+    };
+    let config = SessionConfig {
+        echo_interval: Duration::from_secs(cli.echo_interval),
+        dead_after: Duration::from_secs(cli.dead_after),
+        ..SessionConfig::default()
+    };
+    let ctl = Controller::new(config, apps);
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another controller running?)", cli.listen))?;
+    tracing::info!(listen = %cli.listen, mode = ?cli.mode, "tenet-controller listening for switches");
+    if let Some(addr) = cli.metrics {
+        let m = ctl.metrics.clone();
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
+        drop(l); // checked the address is free; `serve` binds it again
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        });
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    ctl.serve(listener, stop_rx).await.context("accept loop failed")?;
+    Ok(())
+}

@@ -294,6 +294,9 @@ impl Oxm {
     }
 
     pub fn parse(input: &[u8]) -> PResult<'_, Oxm> {
+        if input.len() < 4 {
+            return WireError::bad_match(bad_match::BAD_LEN, "oxm header runs past match").fail();
+        }
         let (input, oxm_class) = be_u16(input)?;
         let (input, fh) = take_n(input, 2, "oxm header")?;
         let field = fh[0] >> 1;
@@ -416,7 +419,7 @@ mod tests {
     static MATCH_BYTES: [u8; 24] = [
         0x00, 0x01, 0x00, 0x16, // OXM, length 22
         0x80, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x06, // in_port 6
-        0x80, 0x00, 0x07, 0x06, 0xf2, 0x0b, 0xa4, 0x7d, 0xf8, 0xea, // eth_dst
+        0x80, 0x00, 0x06, 0x06, 0xf2, 0x0b, 0xa4, 0x7d, 0xf8, 0xea, // eth_dst
         0x00, 0x00, // padding
     ];
 
@@ -438,7 +441,7 @@ mod tests {
 
     #[test]
     fn wrong_length_for_known_field_is_bad_len() {
-        let bytes = [0x00, 0x01, 0x00, 0x07, 0x80, 0x00, 0x00, 0x00];
+        let bytes = [0x00, 0x01, 0x00, 0x08, 0x80, 0x00, 0x00, 0x00];
         let err = Match::parse(&bytes).expect_err("in_port of length 0");
         let nom::Err::Error(e) = err else { panic!("not an error") };
         assert_eq!((e.err_type, e.code), (4, bad_match::BAD_LEN));
