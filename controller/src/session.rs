@@ -90,18 +90,29 @@ impl Ctx<'_> {
     /// Queues an OpenFlow 1.3 message (flushed after the current batch).
     pub fn send13(&mut self, msg: &of13::Message) {
         let xid = self.xid();
-        count_sent(self.metrics, msg.msg_type(), OFP13);
-        msg.emit(xid, self.out);
+        queue13(self.out, self.metrics, msg, xid);
     }
 
     /// Queues an OpenFlow 1.0 message (flushed after the current batch).
     pub fn send10(&mut self, msg: &of10::Message) {
         let xid = self.xid();
-        let before = self.out.len();
-        msg.emit(xid, self.out);
-        if let Some(t) = self.out.get(before + 1) {
-            count_sent(self.metrics, *t, OFP10);
-        }
+        queue10(self.out, self.metrics, msg, xid);
+    }
+}
+
+/// Appends an OpenFlow 1.3 message to a session's write buffer and counts it.
+fn queue13(out: &mut Vec<u8>, metrics: &Metrics, msg: &of13::Message, xid: u32) {
+    match msg.emit(xid, out) {
+        Ok(()) => count_sent(metrics, msg.msg_type(), OFP13),
+        Err(e) => tracing::error!(msg_type = msg.msg_type(), error = %e, "message not sent"),
+    }
+}
+
+/// Appends an OpenFlow 1.0 message to a session's write buffer and counts it.
+fn queue10(out: &mut Vec<u8>, metrics: &Metrics, msg: &of10::Message, xid: u32) {
+    match msg.emit(xid, out) {
+        Ok(()) => count_sent(metrics, msg.msg_type(), OFP10),
+        Err(e) => tracing::error!(msg_type = msg.msg_type(), error = %e, "message not sent"),
     }
 }
 
@@ -358,8 +369,7 @@ impl Session {
     }
 
     fn send13_xid(&mut self, msg: &of13::Message, xid: u32) {
-        count_sent(&self.ctl.metrics, msg.msg_type(), OFP13);
-        msg.emit(xid, &mut self.out);
+        queue13(&mut self.out, &self.ctl.metrics, msg, xid);
     }
 
     fn send10(&mut self, msg: &of10::Message) -> u32 {
@@ -369,11 +379,7 @@ impl Session {
     }
 
     fn send10_xid(&mut self, msg: &of10::Message, xid: u32) {
-        let before = self.out.len();
-        msg.emit(xid, &mut self.out);
-        if let Some(t) = self.out.get(before + 1) {
-            count_sent(&self.ctl.metrics, *t, OFP10);
-        }
+        queue10(&mut self.out, &self.ctl.metrics, msg, xid);
     }
 
     /// Answers an undecodable message with OFPT_ERROR in the session's version.
@@ -531,9 +537,12 @@ impl Session {
             let data = b"no common OpenFlow version: tenet speaks 1.0 and 1.3".to_vec();
             let err = of13::Message::Error { err_type: error_type::HELLO_FAILED, code: 0, data };
             self.version = header.version.min(OFP13);
-            let mut bytes = err.to_bytes(header.xid);
-            bytes[0] = self.version;
-            self.out.extend_from_slice(&bytes);
+            // Answer in the switch's own version (at most ours), so it can read the reason.
+            let start = self.out.len();
+            self.send13_xid(&err, header.xid);
+            if let Some(v) = self.out.get_mut(start) {
+                *v = self.version;
+            }
             return Err(format!("no common version (switch offers up to {})", header.version));
         };
         self.version = version;
@@ -640,7 +649,7 @@ impl Session {
                 // A controller-to-switch message sent to us: the switch is confused; tell it.
                 let e = WireError::bad_type("message type not expected from a switch");
                 tracing::debug!(dpid = %self.dpid_str(), msg_type = other.msg_type(), "unexpected message from switch");
-                self.send13_xid(&of13::error_for(&e, &other.to_bytes(xid)), xid);
+                self.send13_xid(&of13::error_for(&e, &other.to_bytes(xid).unwrap_or_default()), xid);
             }
         }
         Ok(())

@@ -92,7 +92,8 @@ impl FakeSwitch {
 
     /// Completes an OpenFlow 1.3 handshake as datapath `dpid`.
     async fn handshake13(&mut self, dpid: u64) {
-        self.send(&Message::Hello(vec![HelloElem::versions(&[OFP13])]).to_bytes(1)).await;
+        self.send(&Message::Hello(vec![HelloElem::versions(&[OFP13])]).to_bytes(1).expect("message fits in 64 KiB"))
+            .await;
         let (_, hello) = self.msg13().await;
         assert!(matches!(hello, Message::Hello(_)), "controller speaks first with HELLO, got {hello:?}");
         let xid = self.until13(|x, m| matches!(m, Message::FeaturesRequest).then_some(x)).await;
@@ -104,7 +105,7 @@ impl FakeSwitch {
             capabilities: 0x4f,
             reserved: 0,
         };
-        self.send(&Message::FeaturesReply(features).to_bytes(xid)).await;
+        self.send(&Message::FeaturesReply(features).to_bytes(xid).expect("message fits in 64 KiB")).await;
     }
 }
 
@@ -159,7 +160,7 @@ async fn no_common_version_gets_hello_failed_and_close() {
     let c = controller(SessionConfig::default(), Arc::new(NoApp)).await;
     let mut sw = FakeSwitch::connect(&c.addr).await;
     // Speaks only version 6 (OpenFlow 1.5).
-    let mut hello = Message::Hello(vec![HelloElem::versions(&[6])]).to_bytes(9);
+    let mut hello = Message::Hello(vec![HelloElem::versions(&[6])]).to_bytes(9).expect("message fits in 64 KiB");
     hello[0] = 6;
     sw.send(&hello).await;
     let mut saw_error = false;
@@ -192,7 +193,7 @@ async fn undecodable_message_gets_error_with_offending_bytes_and_session_goes_on
     assert_eq!((err_type, code), (4, 1), "BAD_MATCH / BAD_LEN");
     assert_eq!(data, bad, "the offending message comes back");
 
-    sw.send(&Message::EchoRequest(b"still there".to_vec()).to_bytes(78)).await;
+    sw.send(&Message::EchoRequest(b"still there".to_vec()).to_bytes(78).expect("message fits in 64 KiB")).await;
     let echoed = sw.until13(|x, m| match m {
         Message::EchoReply(d) if x == 78 => Some(d.clone()),
         _ => None,
@@ -287,8 +288,8 @@ async fn multipart_reply_more_is_reassembled() {
     };
     let part1 = Message::MultipartReply { flags: of13::MULTIPART_MORE, body: MultipartReply::PortDesc(vec![port(1)]) };
     let part2 = Message::MultipartReply { flags: 0, body: MultipartReply::PortDesc(vec![port(2), port(3)]) };
-    sw.send(&part1.to_bytes(xid)).await;
-    sw.send(&part2.to_bytes(xid)).await;
+    sw.send(&part1.to_bytes(xid).expect("message fits in 64 KiB")).await;
+    sw.send(&part2.to_bytes(xid).expect("message fits in 64 KiB")).await;
     let parts = req.await.expect("join").expect("reply");
     assert_eq!(parts, vec![part1, part2]);
 }
@@ -303,7 +304,7 @@ async fn barrier_and_role_requests_are_tracked_by_xid() {
     let h2 = h.clone();
     let barrier = tokio::spawn(async move { h2.barrier(WAIT).await });
     let xid = sw.until13(|x, m| matches!(m, Message::BarrierRequest).then_some(x)).await;
-    sw.send(&Message::BarrierReply.to_bytes(xid)).await;
+    sw.send(&Message::BarrierReply.to_bytes(xid).expect("message fits in 64 KiB")).await;
     barrier.await.expect("join").expect("barrier answered");
 
     let role = tokio::spawn(async move { h.set_role(of13::role::MASTER, 1, WAIT).await });
@@ -313,7 +314,12 @@ async fn barrier_and_role_requests_are_tracked_by_xid() {
             _ => None,
         })
         .await;
-    sw.send(&Message::RoleReply { role: of13::role::MASTER, generation_id: gen }.to_bytes(xid)).await;
+    sw.send(
+        &Message::RoleReply { role: of13::role::MASTER, generation_id: gen }
+            .to_bytes(xid)
+            .expect("message fits in 64 KiB"),
+    )
+    .await;
     assert_eq!(role.await.expect("join"), Ok(of13::role::MASTER));
 }
 
@@ -349,7 +355,7 @@ async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
         })
     };
     // b on port 2 announces itself (flooded), then a on port 1 sends to b.
-    sw.send(&pin(1, 2, eth([0xff; 6], b)).to_bytes(100)).await;
+    sw.send(&pin(1, 2, eth([0xff; 6], b)).to_bytes(100).expect("message fits in 64 KiB")).await;
     let flooded = sw
         .until13(|_, m| match m {
             Message::PacketOut(p) => Some(p.actions.clone()),
@@ -357,7 +363,7 @@ async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
         })
         .await;
     assert_eq!(flooded, vec![of13::Action::Output { port: of13::action::port_no::FLOOD, max_len: 0 }]);
-    sw.send(&pin(2, 1, eth(b, a)).to_bytes(101)).await;
+    sw.send(&pin(2, 1, eth(b, a)).to_bytes(101).expect("message fits in 64 KiB")).await;
     let (_, m) = sw.msg13().await;
     let Message::FlowMod(fm) = m else { panic!("expected one FLOW_MOD, got {m:?}") };
     assert_eq!(fm.buffer_id, 2, "the flow releases the buffered packet");
@@ -367,7 +373,7 @@ async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
         vec![of13::Instruction::ApplyActions(vec![of13::Action::Output { port: 2, max_len: 0 }])]
     );
     // Nothing else answers that packet-in: an echo round-trip comes next.
-    sw.send(&Message::EchoRequest(vec![]).to_bytes(102)).await;
+    sw.send(&Message::EchoRequest(vec![]).to_bytes(102).expect("message fits in 64 KiB")).await;
     let (xid, m) = sw.msg13().await;
     assert_eq!((xid, m), (102, Message::EchoReply(vec![])));
 }

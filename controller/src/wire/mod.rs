@@ -143,7 +143,8 @@ pub(crate) fn pad8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
 
-/// Length of `out` since `start`, as a wire u16 (saturating: callers keep bodies under 64 KiB).
+/// Length of `out` since `start`, as a wire u16 for a nested structure. Saturates; the
+/// message's own emit refuses totals over 65535, and every nested length is below the total.
 #[inline]
 pub(crate) fn len_since(out: &[u8], start: usize) -> u16 {
     u16::try_from(out.len() - start).unwrap_or(u16::MAX)

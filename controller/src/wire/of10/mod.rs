@@ -854,22 +854,27 @@ impl Message {
     }
 
     /// Appends the whole message, header included, to `out`.
-    pub fn emit(&self, xid: u32, out: &mut Vec<u8>) {
+    pub fn emit(&self, xid: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
         let start = out.len();
         out.put_u8(OFP10);
         out.put_u8(self.msg_type());
         out.put_u16(0);
         out.put_u32(xid);
         self.emit_body(out);
-        let len = len_since(out, start);
+        let Ok(len) = u16::try_from(out.len() - start) else {
+            // Every nested length is below the total, so only the total can overflow.
+            out.truncate(start);
+            return Err(WireError::bad_len("message longer than 65535 bytes"));
+        };
         out.patch_u16(start + 2, len);
+        Ok(())
     }
 
     /// The message as a fresh buffer.
-    pub fn to_bytes(&self, xid: u32) -> Vec<u8> {
+    pub fn to_bytes(&self, xid: u32) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(64);
-        self.emit(xid, &mut out);
-        out
+        self.emit(xid, &mut out)?;
+        Ok(out)
     }
 
     fn emit_body(&self, out: &mut Vec<u8>) {
@@ -1193,14 +1198,14 @@ mod tests {
         let (h, m) = parse(&HELLO_BYTES).expect("parses");
         assert_eq!((h.version, h.msg_type, h.xid), (OFP10, msg_type::HELLO, 5));
         assert_eq!(m, Message::Hello(Vec::new()));
-        assert_eq!(m.to_bytes(5), HELLO_BYTES);
+        assert_eq!(m.to_bytes(5).expect("message fits in 64 KiB"), HELLO_BYTES);
     }
 
     #[test]
     fn set_config_round_trips() {
         let (_, m) = parse(&SET_CONFIG_BYTES).expect("parses");
         assert_eq!(m, Message::SetConfig { flags: config_flags::FRAG_NORMAL, miss_send_len: 128 });
-        assert_eq!(m.to_bytes(3), SET_CONFIG_BYTES);
+        assert_eq!(m.to_bytes(3).expect("message fits in 64 KiB"), SET_CONFIG_BYTES);
     }
 
     #[test]
@@ -1221,7 +1226,7 @@ mod tests {
             reason: packet_in_reason::ACTION,
             data: PACKET_IN_BYTES[18..].to_vec(),
         };
-        assert_eq!(Message::PacketIn(p).to_bytes(0), PACKET_IN_BYTES);
+        assert_eq!(Message::PacketIn(p).to_bytes(0).expect("message fits in 64 KiB"), PACKET_IN_BYTES);
     }
 
     #[test]
@@ -1243,7 +1248,7 @@ mod tests {
             actions: vec![Action::output(6)],
             ..FlowMod::default()
         };
-        assert_eq!(Message::FlowMod(f).to_bytes(0), FLOW_MOD_BYTES);
+        assert_eq!(Message::FlowMod(f).to_bytes(0).expect("message fits in 64 KiB"), FLOW_MOD_BYTES);
     }
 
     #[test]
@@ -1257,7 +1262,7 @@ mod tests {
         let (h, m) = parse(&PACKET_OUT_BYTES).expect("parses");
         assert_eq!(h.xid, 9);
         assert_eq!(m, Message::PacketOut(po.clone()));
-        assert_eq!(Message::PacketOut(po).to_bytes(9), PACKET_OUT_BYTES);
+        assert_eq!(Message::PacketOut(po).to_bytes(9).expect("message fits in 64 KiB"), PACKET_OUT_BYTES);
     }
 
     #[test]
@@ -1289,7 +1294,7 @@ mod tests {
             actions: 0xfff,
             ports: vec![port(1, "s1-eth1"), port(OFPP_LOCAL, "s1")],
         };
-        let bytes = Message::FeaturesReply(f.clone()).to_bytes(77);
+        let bytes = Message::FeaturesReply(f.clone()).to_bytes(77).expect("message fits in 64 KiB");
         assert_eq!(bytes.len(), 32 + 2 * PHY_PORT_LEN);
         let (h, back) = parse(&bytes).expect("parses");
         assert_eq!((h.msg_type, h.length as usize), (msg_type::FEATURES_REPLY, bytes.len()));
@@ -1329,7 +1334,7 @@ mod tests {
     fn features_reply_with_partial_port_is_bad_len() {
         let f =
             SwitchFeatures { datapath_id: 1, n_buffers: 0, n_tables: 1, capabilities: 0, actions: 0, ports: vec![] };
-        let mut bytes = Message::FeaturesReply(f).to_bytes(0);
+        let mut bytes = Message::FeaturesReply(f).to_bytes(0).expect("message fits in 64 KiB");
         bytes.extend_from_slice(&[0; 20]);
         bytes[3] = bytes.len() as u8;
         let e = parse(&bytes).expect_err("20-byte port");
@@ -1434,11 +1439,11 @@ mod tests {
             Message::QueueGetConfigReply { port: 1, queues: vec![0, 0, 0, 1, 0, 8, 0, 0] },
         ];
         for m in msgs {
-            let bytes = m.to_bytes(0x0102_0304);
+            let bytes = m.to_bytes(0x0102_0304).expect("message fits in 64 KiB");
             let (h, back) = parse(&bytes).unwrap_or_else(|e| panic!("{m:?} does not parse back: {e}"));
             assert_eq!((h.msg_type, h.xid), (m.msg_type(), 0x0102_0304));
             assert_eq!(back, m);
-            assert_eq!(back.to_bytes(0x0102_0304), bytes);
+            assert_eq!(back.to_bytes(0x0102_0304).expect("message fits in 64 KiB"), bytes);
         }
     }
 
@@ -1457,7 +1462,7 @@ mod tests {
             byte_count: 0,
             actions: vec![Action::output(1)],
         }]);
-        let bytes = Message::StatsReply { flags: 0, body }.to_bytes(0);
+        let bytes = Message::StatsReply { flags: 0, body }.to_bytes(0).expect("message fits in 64 KiB");
         assert_eq!(bytes.len(), 12 + FLOW_STATS_LEN + 8);
         assert_eq!(u16::from_be_bytes([bytes[12], bytes[13]]) as usize, FLOW_STATS_LEN + 8);
     }
@@ -1465,7 +1470,9 @@ mod tests {
     #[test]
     fn desc_stats_are_1056_bytes() {
         let d = DescStats::new("Nicira, Inc.", "Open vSwitch", "2.17", "None", "s1");
-        let bytes = Message::StatsReply { flags: 0, body: StatsReply::Desc(Box::new(d.clone())) }.to_bytes(0);
+        let bytes = Message::StatsReply { flags: 0, body: StatsReply::Desc(Box::new(d.clone())) }
+            .to_bytes(0)
+            .expect("message fits in 64 KiB");
         assert_eq!(bytes.len(), 12 + DESC_STATS_LEN);
         assert_eq!(str_of(&d.mfr_desc), "Nicira, Inc.");
     }
@@ -1535,7 +1542,12 @@ mod tests {
             }
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let (h, m) = parse(&bytes).unwrap_or_else(|e| panic!("{}: does not parse: {e}", path.display()));
-            assert_eq!(m.to_bytes(h.xid), bytes, "{}: emit differs from capture", path.display());
+            assert_eq!(
+                m.to_bytes(h.xid).expect("message fits in 64 KiB"),
+                bytes,
+                "{}: emit differs from capture",
+                path.display()
+            );
             count += 1;
         }
         assert!(count > 0, "no .packet files in {dir}");

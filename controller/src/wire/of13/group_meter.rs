@@ -126,6 +126,9 @@ impl MeterBand {
         let (rest, whole) = take_n(input, len, "meter band")?;
         let (b, rate) = be_u32(&whole[4..])?;
         let (b, burst_size) = be_u32(b)?;
+        if ty != band_type::EXPERIMENTER && len != 16 {
+            return WireError::new(error_type::METER_MOD_FAILED, 8, "drop and dscp_remark bands are 16 bytes").fail();
+        }
         let band = match ty {
             band_type::DROP => MeterBand::Drop { rate, burst_size },
             band_type::DSCP_REMARK => MeterBand::DscpRemark { rate, burst_size, prec_level: be_u8(b)?.1 },

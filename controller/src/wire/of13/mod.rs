@@ -292,22 +292,27 @@ impl Message {
     }
 
     /// Appends the whole message, header included, to `out`.
-    pub fn emit(&self, xid: u32, out: &mut Vec<u8>) {
+    pub fn emit(&self, xid: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
         let start = out.len();
         out.put_u8(OFP13);
         out.put_u8(self.msg_type());
         out.put_u16(0);
         out.put_u32(xid);
         self.emit_body(out);
-        let len = len_since(out, start);
+        let Ok(len) = u16::try_from(out.len() - start) else {
+            // Every nested length is below the total, so only the total can overflow.
+            out.truncate(start);
+            return Err(WireError::bad_len("message longer than 65535 bytes"));
+        };
         out.patch_u16(start + 2, len);
+        Ok(())
     }
 
     /// The message as a fresh buffer.
-    pub fn to_bytes(&self, xid: u32) -> Vec<u8> {
+    pub fn to_bytes(&self, xid: u32) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::with_capacity(64);
-        self.emit(xid, &mut out);
-        out
+        self.emit(xid, &mut out)?;
+        Ok(out)
     }
 
     fn emit_body(&self, out: &mut Vec<u8>) {
@@ -515,7 +520,8 @@ fn parse_hello_elems(mut b: &[u8]) -> Result<Vec<HelloElem>, nom::Err<WireError>
         }
         let (_, whole) = take_n(b, len, "hello element")?;
         let data = &whole[4..];
-        elems.push(if elem_type == HELLO_ELEM_VERSIONBITMAP {
+        // A bitmap that is not whole 32-bit words is kept as it came, so it re-emits unchanged.
+        elems.push(if elem_type == HELLO_ELEM_VERSIONBITMAP && data.len() % 4 == 0 {
             HelloElem::VersionBitmap(
                 data.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
             )
@@ -748,7 +754,10 @@ mod tests {
 
     #[test]
     fn hello_emits_same_bytes() {
-        assert_eq!(Message::Hello(vec![HelloElem::versions(&[1, 4])]).to_bytes(1), HELLO_BYTES);
+        assert_eq!(
+            Message::Hello(vec![HelloElem::versions(&[1, 4])]).to_bytes(1).expect("message fits in 64 KiB"),
+            HELLO_BYTES
+        );
     }
 
     #[test]
@@ -774,7 +783,7 @@ mod tests {
             instructions: vec![Instruction::ApplyActions(vec![Action::output(2)])],
             ..FlowMod::default()
         };
-        let bytes = Message::FlowMod(fm.clone()).to_bytes(7);
+        let bytes = Message::FlowMod(fm.clone()).to_bytes(7).expect("message fits in 64 KiB");
         let (h, back) = parse(&bytes).expect("parses");
         assert_eq!(h.xid, 7);
         assert_eq!(back, Message::FlowMod(fm));

@@ -313,10 +313,13 @@ impl Oxm {
             experimenter = Some(exp);
             body = b;
         }
-        if has_mask && body.len() % 2 != 0 {
+        // ONF fields lead with a 2-byte experimenter type that belongs to the value only.
+        let prefix = if experimenter == Some(ONF_EXPERIMENTER) { 2.min(body.len()) } else { 0 };
+        let maskable = body.len() - prefix;
+        if has_mask && maskable % 2 != 0 {
             return WireError::bad_match(bad_match::BAD_LEN, "masked oxm of odd length").fail();
         }
-        let vlen = if has_mask { body.len() / 2 } else { body.len() };
+        let vlen = prefix + if has_mask { maskable / 2 } else { maskable };
         let oxm = Oxm {
             class: oxm_class,
             field,
@@ -437,6 +440,19 @@ mod tests {
         let mut out = Vec::new();
         m.emit(&mut out);
         assert_eq!(out, MATCH_BYTES);
+    }
+
+    #[test]
+    fn masked_onf_field_keeps_its_type_out_of_the_mask() {
+        // class 0xffff, field 0 with mask, length 4+2+1+1: ONF, exp_type 0x0a00, value 0xaa, mask 0xbb.
+        let bytes = [0xff, 0xff, 0x01, 0x08, 0x4f, 0x4e, 0x46, 0x00, 0x0a, 0x00, 0xaa, 0xbb];
+        let (rest, oxm) = Oxm::parse(&bytes).expect("parses");
+        assert!(rest.is_empty());
+        assert_eq!(oxm.payload(), &[0xaa]);
+        assert_eq!(oxm.mask.as_ref().map(OxmBytes::as_slice), Some(&[0xbb][..]));
+        let mut out = Vec::new();
+        oxm.emit(&mut out);
+        assert_eq!(out, bytes);
     }
 
     #[test]
