@@ -104,9 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(addr) = cli.metrics {
         let m = ctl.metrics.clone();
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
-        drop(l); // checked the address is free; `serve` binds it again
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(addr, m).await {
+            if let Err(e) = metrics::serve(l, m).await {
                 tracing::error!(error = %e, "metrics server stopped");
             }
         });
