@@ -30,7 +30,44 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
 }
 
+/// Per-session counts of the busy counters, folded into [`Metrics`] once per
+/// batch so the hot path never contends on shared cache lines.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub packet_ins: u64,
+    pub flow_mods_sent: u64,
+    pub packet_outs_sent: u64,
+    pub errors_sent: u64,
+    pub errors_received: u64,
+    pub decode_errors: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+}
+
 impl Metrics {
+    /// Adds a session's counts to the shared counters and zeroes them.
+    pub fn absorb(&self, c: &mut Counts) {
+        let pairs = [
+            (&self.messages_received, &mut c.messages_received),
+            (&self.messages_sent, &mut c.messages_sent),
+            (&self.packet_ins, &mut c.packet_ins),
+            (&self.flow_mods_sent, &mut c.flow_mods_sent),
+            (&self.packet_outs_sent, &mut c.packet_outs_sent),
+            (&self.errors_sent, &mut c.errors_sent),
+            (&self.errors_received, &mut c.errors_received),
+            (&self.decode_errors, &mut c.decode_errors),
+            (&self.bytes_received, &mut c.bytes_received),
+            (&self.bytes_sent, &mut c.bytes_sent),
+        ];
+        for (shared, local) in pairs {
+            if *local != 0 {
+                shared.fetch_add(std::mem::take(local), Relaxed);
+            }
+        }
+    }
+
     /// Adds one to a counter.
     #[inline]
     pub fn inc(c: &AtomicU64) {

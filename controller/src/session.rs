@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Counts, Metrics};
 use crate::wire::error::{error_type, WireError};
 use crate::wire::of13::{self, multipart::MultipartRequest, HelloElem};
 use crate::wire::{of10, split_frame, Header, OFP10, OFP13};
@@ -78,7 +78,7 @@ pub struct Ctx<'a> {
     pub info: &'a SwitchInfo,
     out: &'a mut Vec<u8>,
     next_xid: &'a mut u32,
-    metrics: &'a Metrics,
+    counts: &'a mut Counts,
 }
 
 impl Ctx<'_> {
@@ -90,42 +90,45 @@ impl Ctx<'_> {
     /// Queues an OpenFlow 1.3 message (flushed after the current batch).
     pub fn send13(&mut self, msg: &of13::Message) {
         let xid = self.xid();
-        queue13(self.out, self.metrics, msg, xid);
+        queue13(self.out, self.counts, msg, xid);
     }
 
     /// Queues an OpenFlow 1.0 message (flushed after the current batch).
     pub fn send10(&mut self, msg: &of10::Message) {
         let xid = self.xid();
-        queue10(self.out, self.metrics, msg, xid);
+        queue10(self.out, self.counts, msg, xid);
     }
 }
 
 /// Appends an OpenFlow 1.3 message to a session's write buffer and counts it.
-fn queue13(out: &mut Vec<u8>, metrics: &Metrics, msg: &of13::Message, xid: u32) {
+fn queue13(out: &mut Vec<u8>, counts: &mut Counts, msg: &of13::Message, xid: u32) {
     match msg.emit(xid, out) {
-        Ok(()) => count_sent(metrics, msg.msg_type(), OFP13),
+        Ok(()) => count_sent(counts, msg.msg_type(), OFP13),
         Err(e) => tracing::error!(msg_type = msg.msg_type(), error = %e, "message not sent"),
     }
 }
 
 /// Appends an OpenFlow 1.0 message to a session's write buffer and counts it.
-fn queue10(out: &mut Vec<u8>, metrics: &Metrics, msg: &of10::Message, xid: u32) {
+fn queue10(out: &mut Vec<u8>, counts: &mut Counts, msg: &of10::Message, xid: u32) {
     match msg.emit(xid, out) {
-        Ok(()) => count_sent(metrics, msg.msg_type(), OFP10),
+        Ok(()) => count_sent(counts, msg.msg_type(), OFP10),
         Err(e) => tracing::error!(msg_type = msg.msg_type(), error = %e, "message not sent"),
     }
 }
 
-fn count_sent(m: &Metrics, msg_type: u8, version: u8) {
-    Metrics::inc(&m.messages_sent);
-    let (flow_mod, packet_out, error) =
-        if version == OFP13 { (of13::msg_type::FLOW_MOD, of13::msg_type::PACKET_OUT, 1) } else { (14, 13, 1) };
+fn count_sent(c: &mut Counts, msg_type: u8, version: u8) {
+    c.messages_sent += 1;
+    let (flow_mod, packet_out) = if version == OFP13 {
+        (of13::msg_type::FLOW_MOD, of13::msg_type::PACKET_OUT)
+    } else {
+        (of10::msg_type::FLOW_MOD, of10::msg_type::PACKET_OUT)
+    };
     if msg_type == flow_mod {
-        Metrics::inc(&m.flow_mods_sent);
+        c.flow_mods_sent += 1;
     } else if msg_type == packet_out {
-        Metrics::inc(&m.packet_outs_sent);
-    } else if msg_type == error {
-        Metrics::inc(&m.errors_sent);
+        c.packet_outs_sent += 1;
+    } else if msg_type == of13::msg_type::ERROR {
+        c.errors_sent += 1;
     }
 }
 
@@ -293,6 +296,7 @@ impl Controller {
         let (tx, rx) = mpsc::channel(256);
         let mut session = Session::new(self.clone(), peer, tx.clone());
         let result = session.run(stream, rx, shutdown).await;
+        self.metrics.absorb(&mut session.counts);
         let dpid = session.info.as_ref().map(|i| i.dpid);
         if let Some(d) = dpid {
             self.registry.remove_if(d, &tx);
@@ -332,6 +336,7 @@ struct Session {
     pending: HashMap<u32, Pending>,
     last_heard: Instant,
     echo_outstanding: bool,
+    counts: Counts,
 }
 
 /// How a session ended: a clean reason, or an error reason.
@@ -354,6 +359,7 @@ impl Session {
             pending: HashMap::new(),
             last_heard: Instant::now(),
             echo_outstanding: false,
+            counts: Counts::default(),
         }
     }
 
@@ -369,7 +375,7 @@ impl Session {
     }
 
     fn send13_xid(&mut self, msg: &of13::Message, xid: u32) {
-        queue13(&mut self.out, &self.ctl.metrics, msg, xid);
+        queue13(&mut self.out, &mut self.counts, msg, xid);
     }
 
     fn send10(&mut self, msg: &of10::Message) -> u32 {
@@ -379,12 +385,12 @@ impl Session {
     }
 
     fn send10_xid(&mut self, msg: &of10::Message, xid: u32) {
-        queue10(&mut self.out, &self.ctl.metrics, msg, xid);
+        queue10(&mut self.out, &mut self.counts, msg, xid);
     }
 
     /// Answers an undecodable message with OFPT_ERROR in the session's version.
     fn send_error(&mut self, err: &WireError, xid: u32, frame: &[u8]) {
-        Metrics::inc(&self.ctl.metrics.decode_errors);
+        self.counts.decode_errors += 1;
         if self.version == OFP10 {
             self.send10_xid(&of10::error_for(err, frame), xid);
         } else {
@@ -404,8 +410,9 @@ impl Session {
         let handshake_deadline = Instant::now() + self.ctl.config.handshake_timeout;
         let mut tick = tokio::time::interval(self.ctl.config.echo_interval.min(Duration::from_secs(1)));
         loop {
+            self.ctl.metrics.absorb(&mut self.counts);
             if !self.out.is_empty() {
-                self.ctl.metrics.bytes_sent.fetch_add(self.out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                self.counts.bytes_sent += self.out.len() as u64;
                 stream.write_all(&self.out).await.map_err(|e| format!("write failed: {e}"))?;
                 self.out.clear();
             }
@@ -419,7 +426,7 @@ impl Session {
                     if n == 0 {
                         return Ok("connection closed by switch");
                     }
-                    self.ctl.metrics.bytes_received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    self.counts.bytes_received += n as u64;
                     self.last_heard = Instant::now();
                     self.echo_outstanding = false;
                     match self.handle_bytes(&rbuf) {
@@ -468,7 +475,7 @@ impl Session {
                 Ok(Some((header, len))) => {
                     let frame = &buf[used..used + len];
                     used += len;
-                    Metrics::inc(&self.ctl.metrics.messages_received);
+                    self.counts.messages_received += 1;
                     self.handle_frame(header, frame)?;
                 }
                 Ok(None) => return Ok(used),
@@ -565,7 +572,7 @@ impl Session {
             ports: self.ports.clone(),
             commands: self.commands_tx.clone(),
         });
-        let mut ctx = Ctx { info: &info, out: &mut self.out, next_xid: &mut self.next_xid, metrics: &self.ctl.metrics };
+        let mut ctx = Ctx { info: &info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
         self.app.on_ready(&mut ctx);
     }
 
@@ -590,7 +597,7 @@ impl Session {
                 self.become_ready(info);
             }
             M::PacketIn(p) => {
-                Metrics::inc(&self.ctl.metrics.packet_ins);
+                self.counts.packet_ins += 1;
                 if let Some(info) = &self.info {
                     let pi = PacketInRef {
                         buffer_id: p.buffer_id,
@@ -602,7 +609,7 @@ impl Session {
                         data: &p.data,
                     };
                     let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, metrics: &self.ctl.metrics };
+                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
                     self.app.on_packet_in(&mut ctx, pi);
                 }
             }
@@ -617,12 +624,12 @@ impl Session {
                 }
                 if let Some(info) = &self.info {
                     let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, metrics: &self.ctl.metrics };
+                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
                     self.app.on_port_status(&mut ctx, ps.reason, port_no, up);
                 }
             }
             M::Error { err_type, code, ref data } => {
-                Metrics::inc(&self.ctl.metrics.errors_received);
+                self.counts.errors_received += 1;
                 if let Some(p) = self.pending.remove(&xid) {
                     let _ = p.reply.send(Err(RequestError::Switch(err_type, code)));
                 } else {
@@ -687,7 +694,7 @@ impl Session {
                 self.become_ready(info);
             }
             M::PacketIn(p) => {
-                Metrics::inc(&self.ctl.metrics.packet_ins);
+                self.counts.packet_ins += 1;
                 if let Some(info) = &self.info {
                     let pi = PacketInRef {
                         buffer_id: p.buffer_id,
@@ -699,7 +706,7 @@ impl Session {
                         data: &p.data,
                     };
                     let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, metrics: &self.ctl.metrics };
+                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
                     self.app.on_packet_in(&mut ctx, pi);
                 }
             }
@@ -715,12 +722,12 @@ impl Session {
                 }
                 if let Some(info) = &self.info {
                     let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, metrics: &self.ctl.metrics };
+                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
                     self.app.on_port_status(&mut ctx, reason, port_no, up);
                 }
             }
             M::Error { err_type, code, .. } => {
-                Metrics::inc(&self.ctl.metrics.errors_received);
+                self.counts.errors_received += 1;
                 tracing::warn!(dpid = %self.dpid_str(), xid, err_type, code, "switch reported an error (OpenFlow 1.0)");
             }
             _ => {}
