@@ -44,6 +44,11 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
 
+    /// Threads serving switch sessions (default: one per CPU). With 1, everything runs on
+    /// one thread, which is fastest when the machine's other cores are busy.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
     /// Seconds of silence from a switch before an ECHO_REQUEST is sent to it.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     echo_interval: u64,
@@ -77,13 +82,33 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match start(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tenet-controller: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
     init_logging(&cli)?;
     if cli.dead_after <= cli.echo_interval {
         anyhow::bail!("--dead-after ({}) must be longer than --echo-interval ({})", cli.dead_after, cli.echo_interval);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    // One thread: a current-thread runtime, which skips the work-stealing machinery.
+    let mut builder = match cli.threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder.enable_all().build().context("starting tokio")?;
     runtime.block_on(run(cli))
 }
 

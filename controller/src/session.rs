@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -406,7 +406,7 @@ impl Session {
     ) -> Ending {
         // Our HELLO names every version we speak; its header carries the highest.
         self.send13_xid(&of13::Message::Hello(vec![HelloElem::versions(&SUPPORTED_VERSIONS)]), 0);
-        let mut rbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut rbuf = ReadBuf::new();
         let handshake_deadline = Instant::now() + self.ctl.config.handshake_timeout;
         let mut tick = tokio::time::interval(self.ctl.config.echo_interval.min(Duration::from_secs(1)));
         loop {
@@ -416,23 +416,21 @@ impl Session {
                 stream.write_all(&self.out).await.map_err(|e| format!("write failed: {e}"))?;
                 self.out.clear();
             }
-            if rbuf.capacity() - rbuf.len() < 16 * 1024 {
-                rbuf.reserve(64 * 1024);
-            }
             tokio::select! {
                 biased;
-                r = stream.read_buf(&mut rbuf) => {
-                    let n = r.map_err(|e| format!("read failed: {e}"))?;
-                    if n == 0 {
-                        return Ok("connection closed by switch");
-                    }
+                r = stream.readable() => {
+                    r.map_err(|e| format!("read failed: {e}"))?;
+                    let n = match rbuf.read_from(&stream) {
+                        Ok(0) => return Ok("connection closed by switch"),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(format!("read failed: {e}")),
+                    };
                     self.counts.bytes_received += n as u64;
                     self.last_heard = Instant::now();
                     self.echo_outstanding = false;
-                    match self.handle_bytes(&rbuf) {
-                        Ok(used) => {
-                            rbuf.drain(..used);
-                        }
+                    match self.handle_bytes(rbuf.filled()) {
+                        Ok(used) => rbuf.consume(used),
                         Err(reason) => {
                             // Best effort: the switch should see the ERROR that explains the close.
                             let _ = stream.write_all(&self.out).await;
@@ -747,6 +745,65 @@ impl Session {
                 self.pending.insert(xid, Pending { parts: Vec::new(), reply });
             }
         }
+    }
+}
+
+/// A session's read buffer: fixed size, so one read takes at most `READ_BUF` bytes
+/// (bounding the work and the answers produced per read), and always room for a
+/// whole frame (at most 64 KiB) after compaction.
+struct ReadBuf {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+/// Size of a session's read buffer.
+const READ_BUF: usize = 256 * 1024;
+
+impl ReadBuf {
+    fn new() -> Self {
+        ReadBuf { data: vec![0; READ_BUF].into_boxed_slice(), start: 0, end: 0 }
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.data.len() - self.end < 64 * 1024 {
+            self.data.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+    }
+
+    /// Reads what the socket holds. A read that does not fill the free space has
+    /// drained the socket, so tokio is told the socket is no longer readable
+    /// (edge-triggered epoll reports new data anyway): this saves the second,
+    /// empty read per wake-up that would otherwise find that out.
+    fn read_from(&mut self, stream: &TcpStream) -> std::io::Result<usize> {
+        use std::os::fd::AsFd;
+        let space = self.data.len() - self.end;
+        let mut got = 0;
+        let fd = stream.as_fd();
+        let buf = &mut self.data[self.end..];
+        let r = stream.try_io(tokio::io::Interest::READABLE, || {
+            got = rustix::io::read(fd, &mut *buf).map_err(std::io::Error::from)?;
+            if got > 0 && got < space {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => got,
+            Err(e) => return Err(e),
+        };
+        self.end += n;
+        Ok(n)
     }
 }
 
