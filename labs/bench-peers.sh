@@ -15,7 +15,8 @@
 # Usage: labs/bench-peers.sh        (from anywhere; builds in release mode first)
 # Environment (defaults in brackets):
 #   SWITCHES [16]  MACS [1000]  LOOPS [10]  MS [1000]  WARMUP [1]  CONNECT_DELAY_MS [10]
-#   VERSIONS ["1.0 1.3"]  MODES ["throughput latency"]  CONTROLLERS ["tenet ovs-testcontroller os-ken"]
+#   VERSIONS ["1.0 1.3"]  MODES ["throughput latency"]
+#   CONTROLLERS ["tenet tenet-1t ovs-testcontroller os-ken"]  (tenet-1t: tenet-controller --threads 1)
 #   PORT_BASE [16660]  (one fresh port per run, counting up; keep within 16600-16699)
 #   NO_BUILD=1 skips the cargo build.  KEEP_LOGS=1 keeps the per-run logs.
 set -uo pipefail
@@ -28,7 +29,7 @@ WARMUP=${WARMUP:-1}
 CONNECT_DELAY_MS=${CONNECT_DELAY_MS:-10}
 VERSIONS=${VERSIONS:-"1.0 1.3"}
 MODES=${MODES:-"throughput latency"}
-CONTROLLERS=${CONTROLLERS:-"tenet ovs-testcontroller os-ken"}
+CONTROLLERS=${CONTROLLERS:-"tenet tenet-1t ovs-testcontroller os-ken"}
 PORT_BASE=${PORT_BASE:-16660}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,11 +88,17 @@ start_peer() {
       [ -x "$TENET" ] || { START_WHY="$TENET not found"; return 1; }
       "$TENET" --listen "127.0.0.1:$port" --mode learning --log-format text >"$log" 2>&1 &
       ;;
+    tenet-1t)
+      # One thread, like both peers: the load generator holds one of the machine's cores.
+      [ -x "$TENET" ] || { START_WHY="$TENET not found"; return 1; }
+      "$TENET" --listen "127.0.0.1:$port" --mode learning --threads 1 --log-format text >"$log" 2>&1 &
+      ;;
     ovs-testcontroller)
       command -v ovs-testcontroller >/dev/null || { START_WHY="ovs-testcontroller not installed"; return 1; }
       local proto=OpenFlow10
       [ "$of" = 1.3 ] && proto=OpenFlow13
-      ovs-testcontroller -O "$proto" --unixctl="$LOGDIR/ovs-testcontroller.$port.ctl" \
+      # -vwarn: without it, its poll-loop INFO lines (rate-limited) cost it throughput.
+      ovs-testcontroller -vwarn -O "$proto" --unixctl="$LOGDIR/ovs-testcontroller.$port.ctl" \
         "ptcp:$port:127.0.0.1" >"$log" 2>&1 &
       ;;
     os-ken)
@@ -176,7 +183,7 @@ for of in $VERSIONS; do
             100 * M["flow_mod_counted"] / M["responses"], fb, 100 * M["packet_out_counted"] / M["responses"]
         } else printf "no responses"
       }')
-      if [ "$ctl" = tenet ] && [ -n "$TENET_NOTE" ]; then NOTE[$key]=$TENET_NOTE; fi
+      if [ "${ctl%-1t}" = tenet ] && [ -n "$TENET_NOTE" ]; then NOTE[$key]=$TENET_NOTE; fi
       if [ "$rc" -ne 0 ]; then NOTE[$key]="${NOTE[$key]:+${NOTE[$key]}; }ofbench rc $rc"; fi
       if grep -q 'connection closed\|failed' "$log.err"; then
         NOTE[$key]="${NOTE[$key]:+${NOTE[$key]}; }connections dropped (see stderr)"
@@ -206,8 +213,8 @@ for of in $VERSIONS; do
   done
 done
 echo
-echo "| OF | mode | tenet / ovs-testcontroller | tenet / os-ken |"
-echo "|---|---|---:|---:|"
+echo "| tenet | OF | mode | tenet / ovs-testcontroller | tenet / os-ken |"
+echo "|---|---|---|---:|---:|"
 ratio() {
   if [ -n "${1:-}" ] && [ -n "${2:-}" ] && awk -v d="$2" 'BEGIN { exit !(d > 0) }'; then
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
@@ -215,10 +222,13 @@ ratio() {
     printf "n/a"
   fi
 }
-for of in $VERSIONS; do
-  for mode in $MODES; do
-    t=${AVG["tenet|$of|$mode"]:-}
-    echo "| $of | $mode | $(ratio "$t" "${AVG["ovs-testcontroller|$of|$mode"]:-}") | $(ratio "$t" "${AVG["os-ken|$of|$mode"]:-}") |"
+for tn in tenet tenet-1t; do
+  for of in $VERSIONS; do
+    for mode in $MODES; do
+      t=${AVG["$tn|$of|$mode"]:-}
+      [ -n "$t" ] || continue
+      echo "| $tn | $of | $mode | $(ratio "$t" "${AVG["ovs-testcontroller|$of|$mode"]:-}") | $(ratio "$t" "${AVG["os-ken|$of|$mode"]:-}") |"
+    done
   done
 done
 echo

@@ -33,10 +33,11 @@ impl AppFactory for Learning {
     }
 }
 
-/// One datapath's MAC table.
+/// One datapath's MAC table. Keys come from the network, so the hash is keyed
+/// per table (aHash's random state): cheap, and no hash-flooding by crafted MACs.
 #[derive(Default)]
 pub struct LearningSwitch {
-    macs: HashMap<[u8; 6], u32>,
+    macs: HashMap<[u8; 6], u32, ahash::RandomState>,
 }
 
 /// What to do with one packet.
