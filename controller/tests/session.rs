@@ -377,3 +377,69 @@ async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
     let (xid, m) = sw.msg13().await;
     assert_eq!((xid, m), (102, Message::EchoReply(vec![])));
 }
+
+#[tokio::test]
+async fn a_switch_that_stops_reading_only_slows_itself() {
+    let c = controller(SessionConfig::default(), Arc::new(Learning)).await;
+    // The stalled switch floods buffered PACKET_INs for a known destination and never reads the
+    // FLOW_MODs they cause: its session must stop reading (backpressure) rather than buffer without bound.
+    let mut stalled = FakeSwitch::connect(&c.addr).await;
+    stalled.handshake13(20).await;
+    let mut frame = vec![0u8; 64];
+    frame[..6].copy_from_slice(&[0, 0, 0, 0, 0, 0xb]);
+    frame[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0xa]);
+    let learn = Message::PacketIn(of13::PacketIn {
+        buffer_id: of13::NO_BUFFER,
+        total_len: 64,
+        reason: 0,
+        table_id: 0,
+        cookie: 0,
+        match_: of13::Match::new(vec![of13::Oxm::in_port(2)]),
+        data: {
+            let mut f = frame.clone();
+            f[..6].copy_from_slice(&[0xff; 6]);
+            f[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0xb]);
+            f
+        },
+    });
+    stalled.send(&learn.to_bytes(1).expect("message fits in 64 KiB")).await;
+    let probe = Message::PacketIn(of13::PacketIn {
+        buffer_id: 7,
+        total_len: 64,
+        reason: 0,
+        table_id: 0,
+        cookie: 0,
+        match_: of13::Match::new(vec![of13::Oxm::in_port(1)]),
+        data: frame,
+    })
+    .to_bytes(2)
+    .expect("message fits in 64 KiB");
+    let burst: Vec<u8> = probe.iter().copied().cycle().take(probe.len() * 4096).collect();
+    let mut writer = stalled.stream;
+    let flood = tokio::spawn(async move {
+        // Stops when the controller stops reading and the socket buffers fill: that is the point.
+        loop {
+            if tokio::time::timeout(Duration::from_secs(2), writer.write_all(&burst)).await.is_err() {
+                return writer;
+            }
+        }
+    });
+
+    // Meanwhile another switch is served as usual.
+    let mut healthy = FakeSwitch::connect(&c.addr).await;
+    healthy.handshake13(21).await;
+    for i in 0..20u32 {
+        healthy.send(&Message::EchoRequest(i.to_be_bytes().to_vec()).to_bytes(1000 + i).expect("fits")).await;
+        let got = healthy
+            .until13(|x, m| match m {
+                Message::EchoReply(d) if x == 1000 + i => Some(d.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got, i.to_be_bytes());
+    }
+    let writer = flood.await.expect("flood task");
+    // The stalled switch's session is still there: backpressure, not a disconnect.
+    assert!(c.registry.get(20).is_some(), "stalled switch was dropped instead of slowed");
+    drop(writer);
+}
