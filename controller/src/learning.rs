@@ -9,12 +9,22 @@
 //! flooded with a PACKET_OUT. Link-local frames (LLDP, STP: 01:80:c2:00:00:0x)
 //! are never forwarded.
 //!
-//! Flooding uses OFPP_FLOOD, so learning mode expects a loop-free topology;
-//! loops need the topology's spanning tree (a later issue).
+//! With a [`Network`] (the default for the binary), the switch also takes part in
+//! discovery: our own LLDP frames become links, hosts seen at edge ports are
+//! tracked, and floods follow the topology's spanning tree (plus edge ports), so
+//! networks with loops (rings, fat-trees) neither storm nor black-hole. When the
+//! links change, every switch forgets what it learned and its learned flows are
+//! removed, so traffic is re-learned along the remaining paths. Without a
+//! network (benchmarks of the bare switch) floods use OFPP_FLOOD.
 
 use std::collections::HashMap;
 
-use crate::session::{AppFactory, Ctx, DatapathApp, PacketInRef};
+use std::sync::Arc;
+
+use tenet_topology::Endpoint;
+
+use crate::network::{Network, LEARNED_COOKIE};
+use crate::session::{AppFactory, Ctx, DatapathApp, PacketInRef, SwitchInfo};
 use crate::wire::of13::{self, action::port_no, Action, FlowMod, Instruction, Match, Oxm};
 use crate::wire::{of10, OFP10};
 
@@ -25,11 +35,22 @@ pub const LEARNED_PRIORITY: u16 = 1;
 const ETHERTYPE_LLDP: u16 = 0x88cc;
 
 /// Makes a [`LearningSwitch`] per connection.
-pub struct Learning;
+#[derive(Default)]
+pub struct Learning {
+    /// Discovery and topology-aware flooding; `None` floods with OFPP_FLOOD.
+    pub network: Option<Arc<Network>>,
+}
+
+impl Learning {
+    /// Learning switches that take part in discovery through `network`.
+    pub fn with_network(network: Arc<Network>) -> Self {
+        Learning { network: Some(network) }
+    }
+}
 
 impl AppFactory for Learning {
     fn make(&self) -> Box<dyn DatapathApp> {
-        Box::new(LearningSwitch::default())
+        Box::new(LearningSwitch { network: self.network.clone(), ..LearningSwitch::default() })
     }
 }
 
@@ -38,6 +59,10 @@ impl AppFactory for Learning {
 #[derive(Default)]
 pub struct LearningSwitch {
     macs: HashMap<[u8; 6], u32, ahash::RandomState>,
+    dpid: u64,
+    network: Option<Arc<Network>>,
+    /// The topology generation the table was learned in.
+    generation: u64,
 }
 
 /// What to do with one packet.
@@ -68,8 +93,11 @@ impl LearningSwitch {
         if ethertype == ETHERTYPE_LLDP || (dst[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst[5] <= 0x0f) {
             return Some((Decision::Drop, dst, src));
         }
-        if src[0] & 1 == 0 {
-            self.macs.insert(src, in_port);
+        if src[0] & 1 == 0 && self.macs.insert(src, in_port) != Some(in_port) {
+            if let Some(net) = &self.network {
+                // New or moved: tell the topology (it ignores link ports).
+                net.host_seen(src, frame, Endpoint { dpid: self.dpid, port: in_port });
+            }
         }
         let decision = match self.macs.get(&dst) {
             _ if dst[0] & 1 == 1 => Decision::Flood,
@@ -93,6 +121,7 @@ impl LearningSwitch {
 
 impl DatapathApp for LearningSwitch {
     fn on_ready(&mut self, ctx: &mut Ctx<'_>) {
+        self.dpid = ctx.info.dpid;
         if ctx.info.version == OFP10 {
             return; // OpenFlow 1.0 sends table misses to the controller by default.
         }
@@ -104,70 +133,144 @@ impl DatapathApp for LearningSwitch {
         }));
     }
 
+    fn on_ports(&mut self, ctx: &mut Ctx<'_>, ports: &[of13::Port]) {
+        if let Some(net) = &self.network {
+            net.switch_ports(ctx.info.dpid, ports);
+            // Discover links at once rather than at the next round.
+            let mut out = Vec::new();
+            net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, ports, &mut out);
+            ctx.send_raw(&out);
+        }
+    }
+
+    fn on_port_status(&mut self, ctx: &mut Ctx<'_>, reason: u8, port: &of13::Port) {
+        if let Some(net) = &self.network {
+            net.port_status(ctx.info.dpid, reason, port);
+            if reason != of13::port::port_reason::DELETE && port.is_up() {
+                let mut out = Vec::new();
+                net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, std::slice::from_ref(port), &mut out);
+                ctx.send_raw(&out);
+            }
+        }
+    }
+
+    fn on_disconnect(&mut self, info: &SwitchInfo) {
+        if let Some(net) = &self.network {
+            net.switch_gone(info.dpid);
+        }
+    }
+
     fn on_packet_in(&mut self, ctx: &mut Ctx<'_>, pi: PacketInRef<'_>) {
+        if let Some(net) = &self.network {
+            let generation = net.generation();
+            if generation != self.generation {
+                // The links changed: what was learned may point the wrong way now.
+                self.generation = generation;
+                self.macs.clear();
+            }
+            if is_lldp(pi.data) {
+                net.lldp_in(Endpoint { dpid: ctx.info.dpid, port: pi.in_port }, pi.data);
+                return;
+            }
+        }
         let Some((decision, dst, src)) = self.learn(pi.in_port, pi.data) else {
             return;
         };
-        let out_port = match decision {
+        let out_ports = match decision {
             Decision::Drop => return,
-            Decision::Flood => None,
-            Decision::Forward { port } => Some(port),
+            Decision::Forward { port } => Out::Learned(port),
+            Decision::Flood => match self.network.as_ref().and_then(|n| n.flood_ports(ctx.info.dpid, pi.in_port)) {
+                Some(ports) if ports.is_empty() => return, // arrived on a link outside the tree: a loop
+                Some(ports) => Out::Ports(ports),
+                None => Out::Flood,
+            },
         };
         if ctx.info.version == OFP10 {
-            answer10(ctx, &pi, out_port, src, dst);
+            answer10(ctx, &pi, &out_ports, src, dst);
         } else {
-            answer13(ctx, &pi, out_port, src, dst);
+            answer13(ctx, &pi, &out_ports, src, dst);
         }
     }
 }
 
-fn answer13(ctx: &mut Ctx<'_>, pi: &PacketInRef<'_>, out_port: Option<u32>, src: [u8; 6], dst: [u8; 6]) {
+/// Where a packet goes.
+enum Out {
+    /// The port its destination was learned on: install a flow.
+    Learned(u32),
+    /// These ports (a spanning-tree flood).
+    Ports(Vec<u32>),
+    /// OFPP_FLOOD (no topology known).
+    Flood,
+}
+
+impl Out {
+    fn ports(&self) -> Vec<u32> {
+        match self {
+            Out::Learned(p) => vec![*p],
+            Out::Ports(ps) => ps.clone(),
+            Out::Flood => vec![port_no::FLOOD],
+        }
+    }
+}
+
+fn is_lldp(frame: &[u8]) -> bool {
+    frame.len() >= 14 && u16::from_be_bytes([frame[12], frame[13]]) == ETHERTYPE_LLDP
+}
+
+fn answer13(ctx: &mut Ctx<'_>, pi: &PacketInRef<'_>, out: &Out, src: [u8; 6], dst: [u8; 6]) {
     let buffered = pi.buffer_id != of13::NO_BUFFER;
-    if let Some(port) = out_port {
+    if let Out::Learned(port) = out {
         ctx.send13(&of13::Message::FlowMod(FlowMod {
+            cookie: LEARNED_COOKIE,
             idle_timeout: IDLE_TIMEOUT,
             priority: LEARNED_PRIORITY,
             buffer_id: pi.buffer_id,
             match_: Match::new(vec![Oxm::in_port(pi.in_port), Oxm::eth_src(src), Oxm::eth_dst(dst)]),
-            instructions: vec![Instruction::ApplyActions(vec![Action::Output { port, max_len: 0 }])],
+            instructions: vec![Instruction::ApplyActions(vec![Action::Output { port: *port, max_len: 0 }])],
             ..FlowMod::default()
         }));
         if buffered {
             return; // The switch forwards the buffered packet through the new flow.
         }
     }
-    let port = out_port.unwrap_or(port_no::FLOOD);
     ctx.send13(&of13::Message::PacketOut(of13::PacketOut {
         buffer_id: pi.buffer_id,
         in_port: pi.in_port,
-        actions: vec![Action::Output { port, max_len: 0 }],
+        actions: out.ports().into_iter().map(|port| Action::Output { port, max_len: 0 }).collect(),
         data: if buffered { Vec::new() } else { pi.data.to_vec() },
     }));
 }
 
-fn answer10(ctx: &mut Ctx<'_>, pi: &PacketInRef<'_>, out_port: Option<u32>, src: [u8; 6], dst: [u8; 6]) {
+/// An OpenFlow 1.3 port number as 1.0's 16 bits (reserved ports map to their 1.0 values).
+fn port10(p: u32) -> u16 {
+    if p >= port_no::MAX {
+        (p & 0xffff) as u16
+    } else {
+        u16::try_from(p).unwrap_or(of10::OFPP_NONE)
+    }
+}
+
+fn answer10(ctx: &mut Ctx<'_>, pi: &PacketInRef<'_>, out: &Out, src: [u8; 6], dst: [u8; 6]) {
     let buffered = pi.buffer_id != of10::NO_BUFFER;
-    // OpenFlow 1.0 port numbers are 16 bits; 1.3-style numbers from PacketInRef fit.
-    let in_port = u16::try_from(pi.in_port).unwrap_or(of10::OFPP_NONE);
-    if let Some(port) = out_port {
-        let port = u16::try_from(port).unwrap_or(of10::OFPP_NONE);
+    let in_port = port10(pi.in_port);
+    if let Out::Learned(port) = out {
         ctx.send10(&of10::Message::FlowMod(of10::FlowMod {
             match_: of10::match_::Match::in_port_dl_src_dst(in_port, src, dst),
+            cookie: LEARNED_COOKIE,
             idle_timeout: IDLE_TIMEOUT,
             priority: LEARNED_PRIORITY,
             buffer_id: pi.buffer_id,
-            actions: vec![of10::Action::Output { port, max_len: 0 }],
+            actions: vec![of10::Action::Output { port: port10(*port), max_len: 0 }],
             ..of10::FlowMod::default()
         }));
         if buffered {
             return;
         }
     }
-    let port = out_port.map_or(of10::OFPP_FLOOD, |p| u16::try_from(p).unwrap_or(of10::OFPP_NONE));
     ctx.send10(&of10::Message::PacketOut(of10::PacketOut {
         buffer_id: pi.buffer_id,
         in_port,
-        actions: vec![of10::Action::Output { port, max_len: 0 }],
+        actions: out.ports().into_iter().map(|p| of10::Action::Output { port: port10(p), max_len: 0 }).collect(),
         data: if buffered { Vec::new() } else { pi.data.to_vec() },
     }));
 }

@@ -3,8 +3,12 @@
 //! - [`wire`]: the OpenFlow 1.3 and 1.0 codec (parse with nom, emit by hand, byte-identical round trips).
 //! - [`session`]: switch sessions (handshake, keepalive, xid-tracked requests) and the accept loop.
 //! - [`learning`]: learning mode, a reactive L2 learning switch per datapath.
+//! - [`network`]: discovery (LLDP), host tracking and the topology model the switches share.
+//! - [`api`]: the topology REST API for network admins.
 //! - [`metrics`]: counters in the Prometheus text format.
+pub mod api;
 pub mod learning;
 pub mod metrics;
+pub mod network;
 pub mod session;
 pub mod wire;

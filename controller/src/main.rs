@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use tenet_controller::api::{self, ApiState};
 use tenet_controller::learning::Learning;
 use tenet_controller::metrics;
+use tenet_controller::network::{self, DiscoveryConfig, Network};
 use tenet_controller::session::{AppFactory, Controller, SessionConfig};
 
 /// tenet's OpenFlow controller.
@@ -26,7 +28,8 @@ struct Cli {
     /// What the controller does with the switches.
     ///
     /// learning: a reactive L2 learning switch per datapath (flow-mod plus
-    /// packet-out, flood unknown destinations), for labs and benchmarks.
+    /// packet-out), with LLDP discovery: floods follow a spanning tree of the
+    /// discovered topology, so networks with loops work; for labs and benchmarks.
     #[arg(long, value_enum, default_value_t = Mode::Learning)]
     mode: Mode,
 
@@ -39,6 +42,10 @@ struct Cli {
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log_level: String,
 
+    /// Serve the topology API (REST/JSON; `GET /v1/openapi.json` describes it) on this address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181")]
+    api: SocketAddr,
+
     /// Serve Prometheus text-format metrics on this address (e.g. 127.0.0.1:9100).
     /// Off when not given.
     #[arg(long, value_name = "ADDR")]
@@ -48,6 +55,16 @@ struct Cli {
     /// one thread, which is fastest when the machine's other cores are busy.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+
+    /// Milliseconds between LLDP discovery rounds (LLDP also goes out at once when a switch
+    /// connects and when a port comes up).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    lldp_interval: u64,
+
+    /// A link not confirmed by this many LLDP rounds in a row is removed (PORT_STATUS
+    /// down or a switch disconnecting removes links at once).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    link_missed_rounds: u32,
 
     /// Seconds of silence from a switch before an ECHO_REQUEST is sent to it.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
@@ -113,8 +130,15 @@ fn start(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.lldp_interval == 0 {
+        anyhow::bail!("--lldp-interval must be at least 1 ms");
+    }
+    let network = Network::new(DiscoveryConfig {
+        interval: Duration::from_millis(cli.lldp_interval),
+        missed_rounds: cli.link_missed_rounds.max(1),
+    });
     let apps: Arc<dyn AppFactory> = match cli.mode {
-        Mode::Learning => Arc::new(Learning),
+        Mode::Learning => Arc::new(Learning::with_network(network.clone())),
     };
     let config = SessionConfig {
         echo_interval: Duration::from_secs(cli.echo_interval),
@@ -136,6 +160,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api_listener =
+        tokio::net::TcpListener::bind(cli.api).await.with_context(|| format!("cannot serve the API on {}", cli.api))?;
+    tracing::info!(api = %cli.api, "topology API listening");
+    let state = ApiState { network: network.clone(), registry: ctl.registry.clone() };
+    let api_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = api::serve(api_listener, state, api_stop).await {
+            tracing::error!(error = %e, "topology API stopped");
+        }
+    });
+    tokio::spawn(network::run(network, ctl.registry.clone(), stop_rx.clone()));
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,

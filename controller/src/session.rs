@@ -98,6 +98,11 @@ impl Ctx<'_> {
         let xid = self.xid();
         queue10(self.out, self.counts, msg, xid);
     }
+
+    /// Queues already-encoded messages (their xids are kept).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
 }
 
 /// Appends an OpenFlow 1.3 message to a session's write buffer and counts it.
@@ -138,8 +143,12 @@ pub trait DatapathApp: Send {
     fn on_ready(&mut self, _ctx: &mut Ctx<'_>) {}
     /// A PACKET_IN arrived.
     fn on_packet_in(&mut self, _ctx: &mut Ctx<'_>, _pi: PacketInRef<'_>) {}
-    /// A port was added, removed or changed (OpenFlow 1.3 form; 1.0 is converted).
-    fn on_port_status(&mut self, _ctx: &mut Ctx<'_>, _reason: u8, _port_no: u32, _up: bool) {}
+    /// The switch's ports, all of them (PORT_DESC in 1.3, FEATURES_REPLY in 1.0; 1.3 form).
+    fn on_ports(&mut self, _ctx: &mut Ctx<'_>, _ports: &[of13::Port]) {}
+    /// A port was added, removed (`of13::port::port_reason`) or changed (1.3 form; 1.0 is converted).
+    fn on_port_status(&mut self, _ctx: &mut Ctx<'_>, _reason: u8, _port: &of13::Port) {}
+    /// The session ended (after a completed handshake).
+    fn on_disconnect(&mut self, _info: &SwitchInfo) {}
 }
 
 /// Makes one [`DatapathApp`] per connection.
@@ -182,6 +191,8 @@ pub struct SwitchHandle {
     pub info: SwitchInfo,
     /// Ports as last reported (PORT_DESC, then PORT_STATUS); OpenFlow 1.3 form.
     pub ports: Arc<Mutex<HashMap<u32, of13::Port>>>,
+    /// The role the switch last confirmed for us (`of13::role`; EQUAL until asked).
+    role: Arc<std::sync::atomic::AtomicU32>,
     commands: mpsc::Sender<Command>,
 }
 
@@ -208,13 +219,20 @@ impl SwitchHandle {
     /// Asks for a controller role (MASTER/SLAVE/EQUAL) and returns the switch's answer.
     pub async fn set_role(&self, role: u32, generation_id: u64, timeout: Duration) -> Result<u32, RequestError> {
         let replies = self.request(of13::Message::RoleRequest { role, generation_id }, timeout).await?;
-        replies
+        let granted = replies
             .into_iter()
             .find_map(|m| match m {
                 of13::Message::RoleReply { role, .. } => Some(role),
                 _ => None,
             })
-            .ok_or(RequestError::Closed)
+            .ok_or(RequestError::Closed)?;
+        self.role.store(granted, std::sync::atomic::Ordering::Relaxed);
+        Ok(granted)
+    }
+
+    /// The role the switch last confirmed (`of13::role`).
+    pub fn role(&self) -> u32 {
+        self.role.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Queues already-encoded messages for the switch.
@@ -297,6 +315,9 @@ impl Controller {
         let mut session = Session::new(self.clone(), peer, tx.clone());
         let result = session.run(stream, rx, shutdown).await;
         self.metrics.absorb(&mut session.counts);
+        if let Some(info) = &session.info {
+            session.app.on_disconnect(info);
+        }
         let dpid = session.info.as_ref().map(|i| i.dpid);
         if let Some(d) = dpid {
             self.registry.remove_if(d, &tx);
@@ -568,10 +589,37 @@ impl Session {
         self.ctl.registry.insert(SwitchHandle {
             info: info.clone(),
             ports: self.ports.clone(),
+            role: Arc::new(std::sync::atomic::AtomicU32::new(of13::role::EQUAL)),
             commands: self.commands_tx.clone(),
         });
         let mut ctx = Ctx { info: &info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
         self.app.on_ready(&mut ctx);
+    }
+
+    /// A full port list arrived: remember it and tell the application.
+    fn ports_known(&mut self, list: &[of13::Port]) {
+        if let Ok(mut ports) = self.ports.lock() {
+            ports.extend(list.iter().map(|p| (p.port_no, p.clone())));
+        }
+        if let Some(info) = &self.info {
+            let mut ctx = Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
+            self.app.on_ports(&mut ctx, list);
+        }
+    }
+
+    /// One port changed: remember it and tell the application.
+    fn port_status(&mut self, reason: u8, port: of13::Port) {
+        if let Ok(mut ports) = self.ports.lock() {
+            if reason == of13::port::port_reason::DELETE {
+                ports.remove(&port.port_no);
+            } else {
+                ports.insert(port.port_no, port.clone());
+            }
+        }
+        if let Some(info) = &self.info {
+            let mut ctx = Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
+            self.app.on_port_status(&mut ctx, reason, &port);
+        }
     }
 
     fn handle13(&mut self, xid: u32, msg: of13::Message) -> Result<(), String> {
@@ -611,21 +659,7 @@ impl Session {
                     self.app.on_packet_in(&mut ctx, pi);
                 }
             }
-            M::PortStatus(ps) => {
-                let (port_no, up) = (ps.desc.port_no, ps.desc.is_up());
-                if let Ok(mut ports) = self.ports.lock() {
-                    if ps.reason == of13::port::port_reason::DELETE {
-                        ports.remove(&port_no);
-                    } else {
-                        ports.insert(port_no, ps.desc.clone());
-                    }
-                }
-                if let Some(info) = &self.info {
-                    let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
-                    self.app.on_port_status(&mut ctx, ps.reason, port_no, up);
-                }
-            }
+            M::PortStatus(ps) => self.port_status(ps.reason, ps.desc),
             M::Error { err_type, code, ref data } => {
                 self.counts.errors_received += 1;
                 if let Some(p) = self.pending.remove(&xid) {
@@ -637,9 +671,7 @@ impl Session {
             }
             M::MultipartReply { flags, body } => {
                 if let of13::MultipartReply::PortDesc(list) = &body {
-                    if let Ok(mut ports) = self.ports.lock() {
-                        ports.extend(list.iter().map(|p| (p.port_no, p.clone())));
-                    }
+                    self.ports_known(list);
                 }
                 self.complete(xid, M::MultipartReply { flags, body }, flags & of13::MULTIPART_MORE != 0);
             }
@@ -677,9 +709,7 @@ impl Session {
         match msg {
             M::EchoRequest(data) => self.send10_xid(&M::EchoReply(data), xid),
             M::FeaturesReply(f) if matches!(self.state, State::AwaitFeatures) => {
-                if let Ok(mut ports) = self.ports.lock() {
-                    ports.extend(f.ports.iter().map(|p| (u32::from(p.port_no), port_from_of10(p))));
-                }
+                let ports: Vec<of13::Port> = f.ports.iter().map(port_from_of10).collect();
                 let info = SwitchInfo {
                     dpid: f.datapath_id,
                     version: OFP10,
@@ -690,6 +720,7 @@ impl Session {
                 };
                 self.send10(&M::SetConfig { flags: 0, miss_send_len: 0xffff });
                 self.become_ready(info);
+                self.ports_known(&ports);
             }
             M::PacketIn(p) => {
                 self.counts.packet_ins += 1;
@@ -708,22 +739,7 @@ impl Session {
                     self.app.on_packet_in(&mut ctx, pi);
                 }
             }
-            M::PortStatus(of10::PortStatus { reason, desc }) => {
-                let port = port_from_of10(&desc);
-                let (port_no, up) = (port.port_no, port.is_up());
-                if let Ok(mut ports) = self.ports.lock() {
-                    if reason == of13::port::port_reason::DELETE {
-                        ports.remove(&port_no);
-                    } else {
-                        ports.insert(port_no, port);
-                    }
-                }
-                if let Some(info) = &self.info {
-                    let mut ctx =
-                        Ctx { info, out: &mut self.out, next_xid: &mut self.next_xid, counts: &mut self.counts };
-                    self.app.on_port_status(&mut ctx, reason, port_no, up);
-                }
-            }
+            M::PortStatus(of10::PortStatus { reason, desc }) => self.port_status(reason, port_from_of10(&desc)),
             M::Error { err_type, code, .. } => {
                 self.counts.errors_received += 1;
                 tracing::warn!(dpid = %self.dpid_str(), xid, err_type, code, "switch reported an error (OpenFlow 1.0)");

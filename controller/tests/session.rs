@@ -325,7 +325,7 @@ async fn barrier_and_role_requests_are_tracked_by_xid() {
 
 #[tokio::test]
 async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
-    let c = controller(SessionConfig::default(), Arc::new(Learning)).await;
+    let c = controller(SessionConfig::default(), Arc::new(Learning::default())).await;
     let mut sw = FakeSwitch::connect(&c.addr).await;
     sw.handshake13(14).await;
     // The table-miss flow comes first.
@@ -380,7 +380,7 @@ async fn learning_answers_a_buffered_packet_in_with_one_flow_mod() {
 
 #[tokio::test]
 async fn a_switch_that_stops_reading_only_slows_itself() {
-    let c = controller(SessionConfig::default(), Arc::new(Learning)).await;
+    let c = controller(SessionConfig::default(), Arc::new(Learning::default())).await;
     // The stalled switch floods buffered PACKET_INs for a known destination and never reads the
     // FLOW_MODs they cause: its session must stop reading (backpressure) rather than buffer without bound.
     let mut stalled = FakeSwitch::connect(&c.addr).await;

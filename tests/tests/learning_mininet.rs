@@ -6,17 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenet_controller::learning::Learning;
+use tenet_controller::network::{self, DiscoveryConfig, Network};
 use tenet_controller::session::{Controller, Registry, SessionConfig};
 use tenet_tests::{ovs_controller_connected, require_root_and_ovs, wait_until, Lab, LAB_LOCK};
 
 /// Starts an in-process controller in learning mode on an ephemeral loopback port.
 fn start_controller() -> (tokio::runtime::Runtime, Registry, String, tokio::sync::watch::Sender<bool>) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let ctl = Controller::new(SessionConfig::default(), Arc::new(Learning));
+    let net = Network::new(DiscoveryConfig::default());
+    let ctl = Controller::new(SessionConfig::default(), Arc::new(Learning::with_network(net.clone())));
     let registry = ctl.registry.clone();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind loopback");
     let addr = listener.local_addr().expect("local addr").to_string();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    rt.spawn(network::run(net, registry.clone(), stop_rx.clone()));
     rt.spawn(ctl.serve(listener, stop_rx));
     (rt, registry, addr, stop_tx)
 }

@@ -241,6 +241,62 @@ impl Action {
     }
 }
 
+impl core::fmt::Display for Action {
+    /// ovs-ofctl-like text: `output:2`, `push_vlan:0x8100`, `set_field:vlan_vid=4097`, `nicira(35)`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Action::Output { port, .. } => match *port {
+                port_no::CONTROLLER => write!(f, "output:controller"),
+                port_no::FLOOD => write!(f, "output:flood"),
+                port_no::ALL => write!(f, "output:all"),
+                port_no::IN_PORT => write!(f, "output:in_port"),
+                port_no::LOCAL => write!(f, "output:local"),
+                port_no::NORMAL => write!(f, "output:normal"),
+                p => write!(f, "output:{p}"),
+            },
+            Action::CopyTtlOut => write!(f, "copy_ttl_out"),
+            Action::CopyTtlIn => write!(f, "copy_ttl_in"),
+            Action::SetMplsTtl(t) => write!(f, "set_mpls_ttl:{t}"),
+            Action::DecMplsTtl => write!(f, "dec_mpls_ttl"),
+            Action::PushVlan(e) => write!(f, "push_vlan:{e:#06x}"),
+            Action::PopVlan => write!(f, "pop_vlan"),
+            Action::PushMpls(e) => write!(f, "push_mpls:{e:#06x}"),
+            Action::PopMpls(e) => write!(f, "pop_mpls:{e:#06x}"),
+            Action::SetQueue(q) => write!(f, "set_queue:{q}"),
+            Action::Group(g) => write!(f, "group:{g}"),
+            Action::SetNwTtl(t) => write!(f, "set_nw_ttl:{t}"),
+            Action::DecNwTtl => write!(f, "dec_nw_ttl"),
+            Action::SetField(o) => write!(f, "set_field:{o}"),
+            Action::PushPbb(e) => write!(f, "push_pbb:{e:#06x}"),
+            Action::PopPbb => write!(f, "pop_pbb"),
+            Action::Nicira { subtype, .. } => write!(f, "nicira({subtype})"),
+            Action::Experimenter { experimenter, .. } => write!(f, "experimenter({experimenter:#x})"),
+        }
+    }
+}
+
+impl core::fmt::Display for Instruction {
+    /// `goto_table:1`, `apply_actions(output:2,pop_vlan)`, `write_metadata:0x1/0xff`, `meter:3`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let list = |f: &mut core::fmt::Formatter<'_>, name: &str, a: &[Action]| {
+            write!(f, "{name}(")?;
+            for (i, x) in a.iter().enumerate() {
+                write!(f, "{}{x}", if i > 0 { "," } else { "" })?;
+            }
+            write!(f, ")")
+        };
+        match self {
+            Instruction::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Instruction::WriteMetadata { metadata, mask } => write!(f, "write_metadata:{metadata:#x}/{mask:#x}"),
+            Instruction::WriteActions(a) => list(f, "write_actions", a),
+            Instruction::ApplyActions(a) => list(f, "apply_actions", a),
+            Instruction::ClearActions => write!(f, "clear_actions"),
+            Instruction::Meter(m) => write!(f, "meter:{m}"),
+            Instruction::Experimenter { experimenter, .. } => write!(f, "experimenter({experimenter:#x})"),
+        }
+    }
+}
+
 /// Parses actions filling `input` exactly.
 pub fn parse_actions(input: &[u8]) -> Result<Vec<Action>, nom::Err<WireError>> {
     many_to_end(input, Action::parse)
@@ -420,6 +476,12 @@ mod tests {
         let bytes = [0, 0, 0, 12, 0, 0, 0, 6, 0, 0, 0, 0];
         let Err(nom::Err::Error(e)) = Action::parse(&bytes) else { panic!("accepted length 12") };
         assert_eq!((e.err_type, e.code), (2, bad_action::BAD_LEN));
+    }
+
+    #[test]
+    fn instructions_read_like_ovs_ofctl() {
+        let ins = Instruction::ApplyActions(vec![Action::PushVlan(0x8100), Action::output(3)]);
+        assert_eq!(ins.to_string(), "apply_actions(push_vlan:0x8100,output:3)");
     }
 
     #[test]

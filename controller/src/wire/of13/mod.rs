@@ -55,6 +55,9 @@ pub mod msg_type {
     pub const METER_MOD: u8 = 29;
 }
 
+/// `OFPTT_ALL`: every table (flow deletes and stats requests).
+pub const ALL_TABLES: u8 = 0xff;
+
 /// `OFP_NO_BUFFER`.
 pub const NO_BUFFER: u32 = 0xffff_ffff;
 

@@ -354,6 +354,44 @@ impl Oxm {
     }
 }
 
+/// Writes a value the way humans read it: MACs and addresses in their notation, integers in decimal.
+fn fmt_value(f: &mut core::fmt::Formatter<'_>, kind: ValueKind, v: &[u8]) -> core::fmt::Result {
+    match (kind, v.len()) {
+        (ValueKind::Mac, 6) => {
+            write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", v[0], v[1], v[2], v[3], v[4], v[5])
+        }
+        (ValueKind::Ipv4, 4) => write!(f, "{}.{}.{}.{}", v[0], v[1], v[2], v[3]),
+        (ValueKind::Ipv6, 16) => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(v);
+            write!(f, "{}", std::net::Ipv6Addr::from(a))
+        }
+        _ if v.len() <= 16 => write!(f, "{}", OxmBytes::new(v).to_u128()),
+        _ => write!(f, "{:?}", OxmBytes::new(v)),
+    }
+}
+
+impl core::fmt::Display for Oxm {
+    /// `name=value` or `name=value/mask` (`eth_dst=00:00:00:00:00:01`, `ipv4_src=10.0.0.0/255.0.0.0`);
+    /// unknown fields as `oxm(class,field)=0x..`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Some(info) = self.info() else {
+            write!(f, "oxm({:#06x},{})={:?}", self.class, self.field, self.value)?;
+            if let Some(m) = &self.mask {
+                write!(f, "/{m:?}")?;
+            }
+            return Ok(());
+        };
+        write!(f, "{}=", info.name)?;
+        fmt_value(f, info.kind, self.payload())?;
+        if let Some(m) = &self.mask {
+            write!(f, "/")?;
+            fmt_value(f, info.kind, m.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
 /// `ofp_match` of type OXM: a list of fields, padded to 8 bytes on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Match {

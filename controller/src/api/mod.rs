@@ -1,0 +1,325 @@
+//! The topology API for network admins: REST/JSON over axum (`--api ADDR`).
+//!
+//! Every answer is computed from the live [`Network`] and [`Registry`]; flows are
+//! read from the switch itself. `GET /v1/openapi.json` describes every route.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tenet_topology::{fmt_dpid, parse_dpid, parse_mac, Dpid, Host, Path, Switch, Topology};
+use tokio::net::TcpListener;
+
+use crate::network::Network;
+use crate::session::{Registry, SwitchHandle};
+use crate::wire::of13::multipart::{FlowStatsRequest, MultipartReply, MultipartRequest};
+use crate::wire::of13::{self, role};
+use crate::wire::OFP13;
+
+/// The OpenAPI document served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    pub network: Arc<Network>,
+    pub registry: Registry,
+}
+
+/// An API error: a status and a message, served as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+    fn not_found(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/topology", get(topology))
+        .route("/v1/switches", get(switches))
+        .route("/v1/switches/{dpid}", get(switch))
+        .route("/v1/switches/{dpid}/flows", get(flows))
+        .route("/v1/switches/{dpid}/drain", post(drain))
+        .route("/v1/switches/{dpid}/undrain", post(undrain))
+        .route("/v1/links", get(links))
+        .route("/v1/hosts", get(hosts))
+        .route("/v1/paths", get(paths))
+        .route("/v1/events", get(events))
+        .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+fn dpid_arg(text: &str) -> Result<Dpid, ApiError> {
+    parse_dpid(text).map_err(|e| ApiError::bad_request(format!("bad datapath id {text:?}: {e}")))
+}
+
+fn role_name(r: u32) -> &'static str {
+    match r {
+        role::MASTER => "master",
+        role::SLAVE => "slave",
+        _ => "equal",
+    }
+}
+
+fn switch_json(sw: Option<&Switch>, handle: Option<&SwitchHandle>, dpid: Dpid) -> Value {
+    let ports: Vec<Value> = sw.map(|s| s.ports.values().map(|p| json!(p)).collect()).unwrap_or_default();
+    json!({
+        "dpid": fmt_dpid(dpid),
+        "ports": ports,
+        "drained": sw.is_some_and(|s| s.drained),
+        "connected": handle.is_some(),
+        "connection": handle.map(|h| json!({
+            "peer": h.info.peer.to_string(),
+            "version": if h.info.version == OFP13 { "1.3" } else { "1.0" },
+        })),
+        "features": handle.map(|h| json!({
+            "n_buffers": h.info.n_buffers,
+            "n_tables": h.info.n_tables,
+            "capabilities": h.info.capabilities,
+        })),
+        "role": role_name(handle.map_or(role::EQUAL, SwitchHandle::role)),
+    })
+}
+
+fn all_switches(topo: &Topology, registry: &Registry) -> Vec<Value> {
+    let handles = registry.switches();
+    let mut dpids: Vec<Dpid> = topo.switches().map(|s| s.dpid).chain(handles.iter().map(|h| h.info.dpid)).collect();
+    dpids.sort_unstable();
+    dpids.dedup();
+    dpids.into_iter().map(|d| switch_json(topo.switch(d), handles.iter().find(|h| h.info.dpid == d), d)).collect()
+}
+
+async fn topology(State(st): State<ApiState>) -> ApiResult {
+    let topo = st.network.topology();
+    let switches = all_switches(&topo, &st.registry);
+    let links: Vec<Value> = topo.links().map(|l| json!(l)).collect();
+    let hosts: Vec<Value> = topo.hosts().map(|h| json!(h)).collect();
+    Ok(Json(json!({ "switches": switches, "links": links, "hosts": hosts })))
+}
+
+async fn switches(State(st): State<ApiState>) -> ApiResult {
+    let topo = st.network.topology();
+    Ok(Json(Value::Array(all_switches(&topo, &st.registry))))
+}
+
+async fn switch(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
+    let dpid = dpid_arg(&dpid)?;
+    let handle = st.registry.get(dpid);
+    let topo = st.network.topology();
+    let sw = topo.switch(dpid);
+    if sw.is_none() && handle.is_none() {
+        return Err(ApiError::not_found(format!("no switch {}", fmt_dpid(dpid))));
+    }
+    Ok(Json(switch_json(sw, handle.as_ref(), dpid)))
+}
+
+async fn flows(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
+    let dpid = dpid_arg(&dpid)?;
+    let handle = st
+        .registry
+        .get(dpid)
+        .ok_or_else(|| ApiError::not_found(format!("switch {} is not connected", fmt_dpid(dpid))))?;
+    if handle.info.version != OFP13 {
+        return Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "flow stats are read from OpenFlow 1.3 switches only".into(),
+        ));
+    }
+    let req = of13::Message::MultipartRequest { flags: 0, body: MultipartRequest::Flow(FlowStatsRequest::default()) };
+    let parts = handle
+        .request(req, Duration::from_secs(5))
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("switch {}: {e}", fmt_dpid(dpid))))?;
+    let mut out = Vec::new();
+    for part in parts {
+        if let of13::Message::MultipartReply { body: MultipartReply::Flow(stats), .. } = part {
+            out.extend(stats.iter().map(|f| {
+                json!({
+                    "table_id": f.table_id,
+                    "priority": f.priority,
+                    "cookie": format!("{:#x}", f.cookie),
+                    "match": f.match_.fields.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+                    "instructions": f.instructions.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    "packet_count": f.packet_count,
+                    "byte_count": f.byte_count,
+                    "duration_sec": f.duration_sec,
+                    "idle_timeout": f.idle_timeout,
+                    "hard_timeout": f.hard_timeout,
+                })
+            }));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn set_drained(st: ApiState, dpid: String, drained: bool) -> ApiResult {
+    let dpid = dpid_arg(&dpid)?;
+    let events = {
+        let mut topo = st.network.topology();
+        if topo.switch(dpid).is_none() {
+            return Err(ApiError::not_found(format!("no switch {}", fmt_dpid(dpid))));
+        }
+        topo.set_drained(dpid, drained)
+    };
+    st.network.note(&events);
+    tracing::info!(dpid = %fmt_dpid(dpid), drained, "drain state set through the API");
+    let topo = st.network.topology();
+    Ok(Json(switch_json(topo.switch(dpid), st.registry.get(dpid).as_ref(), dpid)))
+}
+
+async fn drain(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
+    set_drained(st, dpid, true).await
+}
+
+async fn undrain(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
+    set_drained(st, dpid, false).await
+}
+
+async fn links(State(st): State<ApiState>) -> ApiResult {
+    let topo = st.network.topology();
+    Ok(Json(Value::Array(topo.links().map(|l| json!(l)).collect())))
+}
+
+async fn hosts(State(st): State<ApiState>) -> ApiResult {
+    let topo = st.network.topology();
+    Ok(Json(Value::Array(topo.hosts().map(|h| json!(h)).collect())))
+}
+
+#[derive(Debug, Deserialize)]
+struct PathQuery {
+    src: Option<String>,
+    dst: Option<String>,
+    mode: Option<String>,
+    k: Option<usize>,
+}
+
+/// A path endpoint named in a query.
+enum Place {
+    Host(Host),
+    Switch(Dpid),
+}
+
+/// Resolves a MAC, an IP or a dpid. MACs and IPs name hosts; anything else must be a dpid.
+fn resolve(topo: &Topology, text: &str, which: &str) -> Result<Place, ApiError> {
+    if let Ok(mac) = parse_mac(text) {
+        return topo
+            .host(mac)
+            .cloned()
+            .map(Place::Host)
+            .ok_or_else(|| ApiError::not_found(format!("{which}: no host with MAC {text}")));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return topo
+            .host_by_ip(ip)
+            .cloned()
+            .map(Place::Host)
+            .ok_or_else(|| ApiError::not_found(format!("{which}: no host with IP {text}")));
+    }
+    let dpid = parse_dpid(text).map_err(|_| {
+        ApiError::bad_request(format!("{which}={text:?} is neither a MAC, an IP address nor a datapath id"))
+    })?;
+    topo.switch(dpid)
+        .map(|_| Place::Switch(dpid))
+        .ok_or_else(|| ApiError::not_found(format!("{which}: no switch {text}")))
+}
+
+async fn paths(State(st): State<ApiState>, Query(q): Query<PathQuery>) -> ApiResult {
+    let (Some(src), Some(dst)) = (q.src.as_deref(), q.dst.as_deref()) else {
+        return Err(ApiError::bad_request("both src and dst are required (host MAC or IP, or a dpid)"));
+    };
+    let k = q.k.unwrap_or(2);
+    if k == 0 || k > 64 {
+        return Err(ApiError::bad_request("k must be between 1 and 64"));
+    }
+    let topo = st.network.topology();
+    let (a, b) = (resolve(&topo, src, "src")?, resolve(&topo, dst, "dst")?);
+    let dpid_of = |p: &Place| match p {
+        Place::Host(h) => h.at.dpid,
+        Place::Switch(d) => *d,
+    };
+    let (sa, sb) = (dpid_of(&a), dpid_of(&b));
+    let mut found: Vec<Path> = match q.mode.as_deref().unwrap_or("shortest") {
+        "shortest" => match (&a, &b) {
+            (Place::Host(ha), Place::Host(hb)) => topo.host_path(ha, hb).into_iter().collect(),
+            _ => topo.shortest_path(sa, sb).into_iter().collect(),
+        },
+        "ecmp" => topo.ecmp_paths(sa, sb, k),
+        "disjoint" => topo.disjoint_paths(sa, sb, k),
+        other => return Err(ApiError::bad_request(format!("unknown mode {other:?}: shortest, ecmp or disjoint"))),
+    };
+    // Host ends: the path enters at the source host's port and leaves at the destination's.
+    for p in &mut found {
+        attach_hosts(p, &a, &b);
+    }
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!("no path from {src} to {dst}")));
+    }
+    Ok(Json(Value::Array(found.iter().map(|p| json!(p)).collect())))
+}
+
+fn attach_hosts(p: &mut Path, a: &Place, b: &Place) {
+    if let (Some(first), Place::Host(h)) = (p.hops.first_mut(), a) {
+        first.in_port = Some(h.at.port);
+    }
+    if let (Some(last), Place::Host(h)) = (p.hops.last_mut(), b) {
+        last.out_port = Some(h.at.port);
+    }
+}
+
+async fn events(State(st): State<ApiState>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let rx = st.network.topology().subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let data = match rx.recv().await {
+            Ok(ev) => serde_json::to_string(&ev).unwrap_or_else(|_| "{}".into()),
+            // A slow reader missed events: say so, and go on.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                json!({ "type": "lagged", "missed": n }).to_string()
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(Event::default().data(data)), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,197 @@
+//! Who is calling: tokens resolved into a [`Caller`], and the authorization rules.
+//!
+//! Roles are ordered reader < member < admin (admin implies member implies reader).
+//! A member sees and changes only its project's objects; another project's object
+//! is reported as missing (404), never as forbidden. A reader may only read. An
+//! admin sees and changes everything.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sqlx::Row;
+
+use crate::error::ApiError;
+use crate::store::{now_unix, Store};
+use crate::AppState;
+
+/// A role, ordered by what it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Read only.
+    Reader,
+    /// Read and write the project's objects.
+    Member,
+    /// Everything, in every project.
+    Admin,
+}
+
+impl Role {
+    /// The role's name (also its id).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name`, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<Role> {
+        match name {
+            "reader" => Some(Role::Reader),
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// This role and the roles it implies, highest first.
+    pub fn implied(self) -> Vec<Role> {
+        [Role::Admin, Role::Member, Role::Reader].into_iter().filter(|r| *r <= self).collect()
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token's user.
+    pub user_id: String,
+    /// The user's name.
+    pub user_name: String,
+    /// The project the token is scoped to (empty for an unscoped token).
+    pub project_id: String,
+    /// The project's name.
+    pub project_name: String,
+    /// The highest role the user holds on the project.
+    pub role: Role,
+}
+
+impl Caller {
+    /// True for an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// True when the caller may see an object of `project_id`.
+    pub fn can_see(&self, project_id: &str) -> bool {
+        self.is_admin() || (!self.project_id.is_empty() && self.project_id == project_id)
+    }
+
+    /// Fails with 403 unless the caller may write (member or admin).
+    pub fn require_writer(&self) -> Result<(), ApiError> {
+        if self.role >= Role::Member && !self.project_id.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("rule:create_or_update_or_delete is disallowed by policy: the reader role cannot write"))
+        }
+    }
+
+    /// Fails with 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("You are not authorized to perform the requested action: admin role required."))
+        }
+    }
+
+    /// The project an object created by the caller belongs to: the caller's own, or
+    /// the one named in the request (`project_id` or `tenant_id`), which only an admin may name.
+    pub fn owning_project(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        match requested {
+            Some(p) if p != self.project_id => {
+                if self.is_admin() {
+                    Ok(p.to_string())
+                } else {
+                    Err(ApiError::forbidden("Only an admin may create objects in another project."))
+                }
+            }
+            _ => Ok(self.project_id.clone()),
+        }
+    }
+}
+
+/// Resolves a token into its caller: 401 when the token is unknown or expired, or
+/// when the user no longer holds a role on the token's project.
+pub async fn resolve_token(store: &Store, token: &str) -> Result<Caller, ApiError> {
+    let row = sqlx::query(
+        "SELECT t.user_id, u.name, t.project_id, t.expires_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
+    )
+    .bind(token.to_string())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(crate::store::StoreError::from)?;
+    let Some(row) = row else {
+        return Err(ApiError::unauthorized("The request you have made requires authentication."));
+    };
+    let expires_at: i64 = row.try_get(3).map_err(crate::store::StoreError::from)?;
+    if expires_at <= now_unix() {
+        tracing::debug!(expires_at, "expired token refused");
+        return Err(ApiError::unauthorized("The token has expired."));
+    }
+    let user_id: String = row.try_get(0).map_err(crate::store::StoreError::from)?;
+    let user_name: String = row.try_get(1).map_err(crate::store::StoreError::from)?;
+    let project_id: Option<String> = row.try_get(2).map_err(crate::store::StoreError::from)?;
+    let Some(project_id) = project_id else {
+        return Ok(Caller { user_id, user_name, project_id: String::new(), project_name: String::new(), role: Role::Reader });
+    };
+    let (project_name, role) = crate::identity::project_role(store, &user_id, &project_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("The request you have made requires authentication."))?;
+    Ok(Caller { user_id, user_name, project_id, project_name, role })
+}
+
+/// The `X-Auth-Token` header of a request.
+fn token_of(parts: &Parts) -> Option<String> {
+    parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let token = token_of(parts).ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
+        resolve_token(&state.store, &token).await
+    }
+}
+
+/// A [`Caller`] for the identity API, whose errors are Keystone-style.
+#[derive(Clone, Debug)]
+pub struct KeystoneCaller(pub Caller);
+
+impl FromRequestParts<AppState> for KeystoneCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<KeystoneCaller, ApiError> {
+        let token = token_of(parts)
+            .ok_or_else(|| ApiError::unauthorized("The request you have made requires authentication.").keystone())?;
+        resolve_token(&state.store, &token).await.map(KeystoneCaller).map_err(ApiError::keystone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_implies_member_and_reader() {
+        assert_eq!(Role::Admin.implied(), vec![Role::Admin, Role::Member, Role::Reader]);
+        assert_eq!(Role::Reader.implied(), vec![Role::Reader]);
+    }
+
+    #[test]
+    fn member_sees_only_its_project() {
+        let c = Caller {
+            user_id: "u".into(),
+            user_name: "alice".into(),
+            project_id: "p1".into(),
+            project_name: "demo".into(),
+            role: Role::Member,
+        };
+        assert!(c.can_see("p1"));
+        assert!(!c.can_see("p2"));
+        assert!(c.require_writer().is_ok());
+        assert!(c.owning_project(Some("p2")).is_err());
+        let reader = Caller { role: Role::Reader, ..c };
+        assert!(reader.require_writer().is_err());
+    }
+}

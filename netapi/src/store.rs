@@ -1,0 +1,357 @@
+//! The SQL store: one code path for SQLite and PostgreSQL through sqlx's `Any` driver.
+//!
+//! Every API write runs in one [`WriteTx`]: the transaction first bumps the global
+//! revision (which also serialises writers on both engines, so check-then-insert
+//! logic such as IP allocation is race-free), then logs every object it writes in
+//! the `changes` table under that revision. Dropping a `WriteTx` without
+//! [`WriteTx::commit`] rolls everything back, revision included.
+//!
+//! Resource tables keep searchable columns plus the whole API object as JSON text
+//! in `body`; the SQL is written with `$N` placeholders, which both engines accept.
+
+use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON body does not parse.
+    #[error("stored {table} object {id} is not valid JSON: {source}")]
+    Corrupt {
+        /// Table holding the object.
+        table: &'static str,
+        /// The object's id.
+        id: String,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The database URL names an engine we do not support.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// True when the database rejected a write for breaking a UNIQUE or PRIMARY KEY constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+
+    /// True when the database rejected a write for breaking a FOREIGN KEY constraint.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_foreign_key_violation())
+    }
+}
+
+/// The migrations, embedded in the binary. Each works on SQLite and PostgreSQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Formats Unix seconds as an ISO 8601 UTC timestamp (`2026-11-25T07:07:00Z`).
+pub fn iso8601(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// A handle on the database (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`) and
+    /// applies the migrations that are not yet applied.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, max) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            let url = if rest.contains("mode=") { url.to_string() } else { format!("{url}{sep}mode=rwc") };
+            (url, 4)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (url.to_string(), 8)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new().max_connections(max).connect_with(options).await?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
+            .collect::<Vec<_>>();
+        let migrator =
+            Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The connection pool, for reads.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction: bumps the global revision first.
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
+        let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        Ok(WriteTx { tx, revision, seq: 0, now: now_unix() })
+    }
+
+    /// The current global revision.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// The changes logged after `revision`, oldest first.
+    pub async fn changes_since(&self, revision: i64) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT revision, kind, op, id, project_id, body FROM changes WHERE revision > $1 ORDER BY revision, seq",
+        )
+        .bind(revision)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(3)?;
+                let body: String = r.try_get(5)?;
+                let body = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                    table: "changes",
+                    id: id.clone(),
+                    source,
+                })?;
+                Ok(Change {
+                    revision: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    op: r.try_get(2)?,
+                    id,
+                    project_id: r.try_get(4)?,
+                    body,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One logged change: an object written (`op` = "put") or deleted ("delete") under `revision`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The global revision of the transaction that made the change.
+    pub revision: i64,
+    /// The object's kind (`network`, `port`, ...).
+    pub kind: String,
+    /// `put` or `delete`.
+    pub op: String,
+    /// The object's id.
+    pub id: String,
+    /// The project owning the object.
+    pub project_id: String,
+    /// The object as the API shows it (the last state, for a delete).
+    pub body: Value,
+}
+
+/// The value of an extra column of a resource row.
+#[derive(Clone, Debug)]
+pub enum Col {
+    /// A TEXT column.
+    Text(String),
+    /// A BIGINT column.
+    Int(i64),
+}
+
+/// A write transaction holding the next global revision.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    revision: i64,
+    seq: i64,
+    now: i64,
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    /// The revision this transaction writes.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The transaction's clock (Unix seconds).
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Commits every write of the transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Logs a change of object `id` under this transaction's revision.
+    pub async fn record(
+        &mut self,
+        kind: &str,
+        op: &str,
+        id: &str,
+        project_id: &str,
+        body: &Value,
+    ) -> Result<(), StoreError> {
+        self.seq += 1;
+        sqlx::query("INSERT INTO changes (revision, seq, kind, op, id, project_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(self.revision)
+            .bind(self.seq)
+            .bind(kind.to_string())
+            .bind(op.to_string())
+            .bind(id.to_string())
+            .bind(project_id.to_string())
+            .bind(body.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Inserts a resource row (`id`, `project_id`, `name`, `rev`, `body` plus `extra`
+    /// columns) into `table` and logs it as `kind`.
+    pub async fn insert(
+        &mut self,
+        table: &'static str,
+        kind: &str,
+        body: &Value,
+        extra: &[(&'static str, Col)],
+    ) -> Result<(), StoreError> {
+        let (id, project, name) = identity_of(body);
+        let mut columns = String::from("id, project_id, name, rev, body");
+        let mut values = String::from("$1, $2, $3, $4, $5");
+        for (i, (col, _)) in extra.iter().enumerate() {
+            columns.push_str(", ");
+            columns.push_str(col);
+            values.push_str(&format!(", ${}", i + 6));
+        }
+        let sql = format!("INSERT INTO {table} ({columns}) VALUES ({values})");
+        let mut q = sqlx::query(&sql).bind(id.clone()).bind(project.clone()).bind(name).bind(self.revision).bind(body.to_string());
+        for (_, v) in extra {
+            q = match v {
+                Col::Text(t) => q.bind(t.clone()),
+                Col::Int(i) => q.bind(*i),
+            };
+        }
+        q.execute(&mut *self.tx).await?;
+        self.record(kind, "put", &id, &project, body).await
+    }
+
+    /// Replaces a resource row's name and body and logs it.
+    pub async fn update(&mut self, table: &'static str, kind: &str, body: &Value) -> Result<(), StoreError> {
+        let (id, project, name) = identity_of(body);
+        let sql = format!("UPDATE {table} SET name = $1, body = $2 WHERE id = $3");
+        sqlx::query(&sql).bind(name).bind(body.to_string()).bind(id.clone()).execute(&mut *self.tx).await?;
+        self.record(kind, "put", &id, &project, body).await
+    }
+
+    /// Deletes a resource row and logs its last state.
+    pub async fn delete(&mut self, table: &'static str, kind: &str, body: &Value) -> Result<(), StoreError> {
+        let (id, project, _) = identity_of(body);
+        let sql = format!("DELETE FROM {table} WHERE id = $1");
+        sqlx::query(&sql).bind(id.clone()).execute(&mut *self.tx).await?;
+        self.record(kind, "delete", &id, &project, body).await
+    }
+}
+
+/// `id`, `project_id` and `name` of an API object (empty strings when absent).
+fn identity_of(body: &Value) -> (String, String, String) {
+    let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    (s("id"), s("project_id"), s("name"))
+}
+
+/// Reads the JSON body of the row of `table` whose `id` is `id`.
+pub async fn get_body(conn: &mut AnyConnection, table: &'static str, id: &str) -> Result<Option<Value>, StoreError> {
+    let sql = format!("SELECT body FROM {table} WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(conn).await?;
+    row.map(|r| parse_body(table, id, r.try_get(0)?)).transpose()
+}
+
+/// Reads the JSON bodies of `table`'s rows where `column` equals `value` (every row when
+/// `column` is `None`), oldest first.
+pub async fn list_bodies(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    filter: Option<(&'static str, &str)>,
+) -> Result<Vec<Value>, StoreError> {
+    let rows = match filter {
+        Some((column, value)) => {
+            let sql = format!("SELECT id, body FROM {table} WHERE {column} = $1 ORDER BY rev, id");
+            sqlx::query(&sql).bind(value.to_string()).fetch_all(conn).await?
+        }
+        None => {
+            let sql = format!("SELECT id, body FROM {table} ORDER BY rev, id");
+            sqlx::query(&sql).fetch_all(conn).await?
+        }
+    };
+    rows.iter().map(|r| parse_body(table, &r.try_get::<String, _>(0)?, r.try_get(1)?)).collect()
+}
+
+/// Parses a stored JSON body.
+pub fn parse_body(table: &'static str, id: &str, body: String) -> Result<Value, StoreError> {
+    serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { table, id: id.to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_formats_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_790_000_000), "2026-09-21T14:13:20Z");
+    }
+}
