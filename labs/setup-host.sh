@@ -2,7 +2,9 @@
 # Prepare a Debian bookworm host for the tenet labs and tests:
 #   1. install the system packages (skipped when all are already installed),
 #   2. start Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath only;
-#      no kernel module is loaded), unless it is already running.
+#      no kernel module is loaded), unless it is already running,
+#   3. start PostgreSQL on 127.0.0.1:5432 with a `tenet` role (password `tenet`,
+#      CREATEDB) for netapi's store tests, unless it is already running.
 # Idempotent and safe to run repeatedly. Runs as root (or via sudo).
 # Never runs `mn -c` and never touches existing bridges.
 set -euo pipefail
@@ -12,6 +14,7 @@ PACKAGES=(
   openvswitch-switch mininet openvswitch-testcontroller python3-os-ken
   iputils-ping tcpdump ethtool tshark iperf3 netcat-openbsd valgrind
   build-essential pkg-config
+  postgresql python3-venv protobuf-compiler
 )
 # Nice to have (profiling); failure to install is not an error.
 OPTIONAL_PACKAGES=(linux-perf)
@@ -86,3 +89,32 @@ if ! (ovs_daemon_up ovsdb-server && ovs_daemon_up ovs-vswitchd); then
   exit 1
 fi
 echo "$("${SUDO[@]}" ovs-vsctl --version | head -n1) ready (use datapath_type=netdev / mn --switch ovs,datapath=user)"
+
+# --- PostgreSQL (netapi store tests) -------------------------------------------
+section "postgresql"
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; }
+if pg_ready; then
+  echo "PostgreSQL already answering on 127.0.0.1:5432"
+else
+  # Debian's first cluster (e.g. "15 main"); no systemd here, so pg_ctlcluster starts it.
+  read -r pg_version pg_cluster _ < <(pg_lsclusters --no-header | head -n1) || true
+  if [ -z "${pg_version:-}" ]; then
+    pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+    pg_cluster=main
+    "${SUDO[@]}" pg_createcluster "$pg_version" "$pg_cluster"
+  fi
+  "${SUDO[@]}" pg_ctlcluster "$pg_version" "$pg_cluster" start
+  for _ in $(seq 1 50); do pg_ready && break; sleep 0.2; done
+fi
+if ! pg_ready; then
+  echo "setup-host.sh: PostgreSQL failed to start on 127.0.0.1:5432" >&2
+  exit 1
+fi
+pg_sql() { "${SUDO[@]}" runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qtAc "$1"; }
+if [ "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname = 'tenet'")" = "1" ]; then
+  echo "role tenet exists"
+else
+  pg_sql "CREATE ROLE tenet LOGIN PASSWORD 'tenet' CREATEDB"
+  echo "role tenet created"
+fi
+echo "PostgreSQL ready: postgres://tenet:tenet@127.0.0.1:5432/postgres"

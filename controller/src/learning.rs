@@ -19,11 +19,12 @@
 
 use std::collections::HashMap;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tenet_topology::Endpoint;
 
-use crate::network::{Network, LEARNED_COOKIE};
+use crate::network::{sender_ip, Network, LEARNED_COOKIE};
 use crate::session::{AppFactory, Ctx, DatapathApp, PacketInRef, SwitchInfo};
 use crate::wire::of13::{self, action::port_no, Action, FlowMod, Instruction, Match, Oxm};
 use crate::wire::{of10, OFP10};
@@ -58,7 +59,9 @@ impl AppFactory for Learning {
 /// per table (aHash's random state): cheap, and no hash-flooding by crafted MACs.
 #[derive(Default)]
 pub struct LearningSwitch {
-    macs: HashMap<[u8; 6], u32, ahash::RandomState>,
+    /// Where each MAC was learned, and the IP it last claimed (so the topology hears of
+    /// a host only when something about it changes).
+    macs: HashMap<[u8; 6], (u32, Option<IpAddr>), ahash::RandomState>,
     dpid: u64,
     network: Option<Arc<Network>>,
     /// The topology generation the table was learned in.
@@ -93,13 +96,19 @@ impl LearningSwitch {
         if ethertype == ETHERTYPE_LLDP || (dst[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && dst[5] <= 0x0f) {
             return Some((Decision::Drop, dst, src));
         }
-        if src[0] & 1 == 0 && self.macs.insert(src, in_port) != Some(in_port) {
-            if let Some(net) = &self.network {
-                // New or moved: tell the topology (it ignores link ports).
-                net.host_seen(src, frame, Endpoint { dpid: self.dpid, port: in_port });
+        if src[0] & 1 == 0 {
+            let ip = sender_ip(frame);
+            let before = self.macs.get(&src).copied();
+            let ip = ip.or(before.and_then(|(_, ip)| ip));
+            if before != Some((in_port, ip)) {
+                self.macs.insert(src, (in_port, ip));
+                if let Some(net) = &self.network {
+                    // New, moved or a new address: tell the topology (it ignores link ports).
+                    net.host_seen(src, ip, Endpoint { dpid: self.dpid, port: in_port });
+                }
             }
         }
-        let decision = match self.macs.get(&dst) {
+        let decision = match self.macs.get(&dst).map(|(port, _)| port) {
             _ if dst[0] & 1 == 1 => Decision::Flood,
             Some(&p) if p == in_port => Decision::Drop,
             Some(&p) => Decision::Forward { port: p },

@@ -134,10 +134,10 @@ impl Network {
         true
     }
 
-    /// Learns a host seen at an edge port.
-    pub fn host_seen(&self, mac: [u8; 6], frame: &[u8], at: Endpoint) {
+    /// Learns a host seen at an edge port (link ports are ignored by the topology).
+    pub fn host_seen(&self, mac: [u8; 6], ip: Option<IpAddr>, at: Endpoint) {
         let now = self.now_ms();
-        let _ = self.topology().learn_host(mac, sender_ip(frame), at, now);
+        let _ = self.topology().learn_host(mac, ip, at, now);
     }
 
     /// The ports to flood a packet that entered `dpid` at `in_port` on (spanning tree
@@ -182,7 +182,7 @@ impl Network {
 }
 
 /// The sender's IPv4 address of an ARP or IPv4 frame (what a host claims to be).
-fn sender_ip(frame: &[u8]) -> Option<IpAddr> {
+pub(crate) fn sender_ip(frame: &[u8]) -> Option<IpAddr> {
     let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
     let at = match ethertype {
         0x0806 => 28,

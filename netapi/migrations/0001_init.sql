@@ -26,6 +26,7 @@ CREATE TABLE changes (
 -- Identity (one domain, "default").
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
     name TEXT NOT NULL UNIQUE,
     rev BIGINT NOT NULL,
     body TEXT NOT NULL

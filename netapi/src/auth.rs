@@ -81,7 +81,9 @@ impl Caller {
         if self.role >= Role::Member && !self.project_id.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("rule:create_or_update_or_delete is disallowed by policy: the reader role cannot write"))
+            Err(ApiError::forbidden(
+                "rule:create_or_update_or_delete is disallowed by policy: the reader role cannot write",
+            ))
         }
     }
 
@@ -132,7 +134,13 @@ pub async fn resolve_token(store: &Store, token: &str) -> Result<Caller, ApiErro
     let user_name: String = row.try_get(1).map_err(crate::store::StoreError::from)?;
     let project_id: Option<String> = row.try_get(2).map_err(crate::store::StoreError::from)?;
     let Some(project_id) = project_id else {
-        return Ok(Caller { user_id, user_name, project_id: String::new(), project_name: String::new(), role: Role::Reader });
+        return Ok(Caller {
+            user_id,
+            user_name,
+            project_id: String::new(),
+            project_name: String::new(),
+            role: Role::Reader,
+        });
     };
     let (project_name, role) = crate::identity::project_role(store, &user_id, &project_id)
         .await?

@@ -48,7 +48,11 @@ impl ApiError {
 
     /// 400 for a value that fails validation.
     pub fn invalid_input(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "InvalidInput", format!("Invalid input for operation: {}", message.into()))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            format!("Invalid input for operation: {}", message.into()),
+        )
     }
 
     /// 404 for a `label` ("Network", "Port", ...) with `id` that does not exist or is not visible.
@@ -92,7 +96,11 @@ impl ApiError {
     /// 500 for a failure that is ours, not the client's; the detail goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal failure");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Request failed: internal server error.")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Request failed: internal server error.",
+        )
     }
 
     /// Renders this error as Keystone does.
@@ -110,7 +118,11 @@ impl From<StoreError> for ApiError {
             ApiError::conflict("InUse", "The object is in use or refers to an object that does not exist.")
         } else {
             tracing::error!(error = %e, "store failure");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "Request failed: internal server error.")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "Request failed: internal server error.",
+            )
         }
     }
 }

@@ -39,7 +39,11 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// The project named `project_id`'s name and the highest role `user_id` holds on it.
-pub async fn project_role(store: &Store, user_id: &str, project_id: &str) -> Result<Option<(String, Role)>, StoreError> {
+pub async fn project_role(
+    store: &Store,
+    user_id: &str,
+    project_id: &str,
+) -> Result<Option<(String, Role)>, StoreError> {
     let rows = sqlx::query(
         "SELECT p.name, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id \
          JOIN projects p ON p.id = a.project_id WHERE a.user_id = $1 AND a.project_id = $2",
@@ -165,7 +169,9 @@ pub async fn bootstrap(store: &Store, user: &str, project: &str, password: &str)
                 .map_err(StoreError::from)?;
             id
         }
-        None => create_user(&mut tx, user, &hash, Some(&project_id)).await?["id"].as_str().unwrap_or_default().to_string(),
+        None => {
+            create_user(&mut tx, user, &hash, Some(&project_id)).await?["id"].as_str().unwrap_or_default().to_string()
+        }
     };
     assign_role(&mut tx, &project_id, &user_id, Role::Admin).await?;
     tx.commit().await?;
@@ -238,9 +244,16 @@ fn catalog(state: &AppState) -> Value {
 }
 
 /// The body of token `id`.
-async fn token_body(state: &AppState, user_id: &str, project_id: Option<&str>, issued: i64, expires: i64) -> ApiResult<Value> {
+async fn token_body(
+    state: &AppState,
+    user_id: &str,
+    project_id: Option<&str>,
+    issued: i64,
+    expires: i64,
+) -> ApiResult<Value> {
     let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
-    let user = get_body(&mut conn, "users", user_id).await?.ok_or_else(|| ApiError::unauthorized("The user is gone."))?;
+    let user =
+        get_body(&mut conn, "users", user_id).await?.ok_or_else(|| ApiError::unauthorized("The user is gone."))?;
     let stamp = |t: i64| iso8601(t).replace('Z', ".000000Z");
     let mut token = json!({
         "methods": ["password"],
@@ -275,15 +288,22 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
     let req = parse_json(body)?;
     let auth = req.get("auth").ok_or_else(|| ApiError::bad_request("'auth' is a required property"))?;
     let identity = auth.get("identity").ok_or_else(|| ApiError::bad_request("'identity' is a required property"))?;
-    let methods: Vec<&str> =
-        identity.get("methods").and_then(Value::as_array).map(|m| m.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let methods: Vec<&str> = identity
+        .get("methods")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let denied = || ApiError::unauthorized("The request you have made requires authentication.");
     let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
     let user_id = if methods.contains(&"password") {
-        let user = identity.pointer("/password/user").ok_or_else(|| ApiError::bad_request("password.user is required"))?;
+        let user =
+            identity.pointer("/password/user").ok_or_else(|| ApiError::bad_request("password.user is required"))?;
         let password = req_str(user, "password", "password.user")?.to_string();
         let row = if let Some(id) = user.get("id").and_then(Value::as_str) {
-            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *conn).await
+            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await
         } else {
             let name = req_str(user, "name", "password.user")?;
             sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
@@ -295,14 +315,18 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
         let row = row.ok_or_else(denied)?;
         let id: String = row.try_get(0).map_err(StoreError::from)?;
         let hash: String = row.try_get(1).map_err(StoreError::from)?;
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
+        let ok =
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(ApiError::internal)?;
         if !ok {
             tracing::info!(user_id = %id, "password authentication failed");
             return Err(denied());
         }
         id
     } else if methods.contains(&"token") {
-        let old = identity.pointer("/token/id").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("token.id is required"))?;
+        let old = identity
+            .pointer("/token/id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("token.id is required"))?;
         resolve_token(&state.store, old).await?.user_id
     } else {
         return Err(ApiError::unauthorized("Unsupported authentication method."));
@@ -326,7 +350,11 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
     let issued = now_unix();
     let expires = issued + state.config.token_ttl_secs;
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    sqlx::query("DELETE FROM tokens WHERE expires_at < $1").bind(issued - 86_400).execute(&mut *conn).await.map_err(StoreError::from)?;
+    sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+        .bind(issued - 86_400)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
     sqlx::query("INSERT INTO tokens (id, user_id, project_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(token.clone())
         .bind(user_id.clone())
@@ -346,7 +374,11 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
 }
 
 /// `GET /v3/auth/tokens`: validates the `X-Subject-Token`.
-pub async fn validate_token(State(state): State<AppState>, _caller: KeystoneCaller, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn validate_token(
+    State(state): State<AppState>,
+    _caller: KeystoneCaller,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     ks(async {
         let subject = headers
             .get("x-subject-token")
@@ -372,13 +404,22 @@ pub async fn validate_token(State(state): State<AppState>, _caller: KeystoneCall
 }
 
 /// `DELETE /v3/auth/tokens`: revokes the `X-Subject-Token`.
-pub async fn revoke_token(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, headers: HeaderMap) -> ApiResult<StatusCode> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     let subject = headers.get("x-subject-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let owner = resolve_token(&state.store, &subject).await.map_err(|_| ApiError::not_found("Token", "subject").keystone())?;
+    let owner =
+        resolve_token(&state.store, &subject).await.map_err(|_| ApiError::not_found("Token", "subject").keystone())?;
     if owner.user_id != caller.user_id && !caller.is_admin() {
         return Err(ApiError::forbidden("You may only revoke your own tokens.").keystone());
     }
-    sqlx::query("DELETE FROM tokens WHERE id = $1").bind(subject).execute(state.store.pool()).await.map_err(|e| ApiError::from(StoreError::from(e)).keystone())?;
+    sqlx::query("DELETE FROM tokens WHERE id = $1")
+        .bind(subject)
+        .execute(state.store.pool())
+        .await
+        .map_err(|e| ApiError::from(StoreError::from(e)).keystone())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -396,7 +437,9 @@ fn with_link(state: &AppState, mut body: Value, coll: &str) -> Value {
 /// `GET /v3/domains/{id}` and `GET /v3/domains`: the one domain.
 pub async fn get_domain(Path(id): Path<String>, _caller: KeystoneCaller) -> ApiResult<Json<Value>> {
     if id == DOMAIN_ID || id == DOMAIN_NAME {
-        Ok(Json(json!({"domain": {"id": DOMAIN_ID, "name": DOMAIN_NAME, "enabled": true, "description": "The default domain", "tags": [], "options": {}}})))
+        Ok(Json(
+            json!({"domain": {"id": DOMAIN_ID, "name": DOMAIN_NAME, "enabled": true, "description": "The default domain", "tags": [], "options": {}}}),
+        ))
     } else {
         Err(ApiError::not_found("Domain", &id).keystone())
     }
@@ -404,11 +447,17 @@ pub async fn get_domain(Path(id): Path<String>, _caller: KeystoneCaller) -> ApiR
 
 /// `GET /v3/domains`.
 pub async fn list_domains(_caller: KeystoneCaller) -> Json<Value> {
-    Json(json!({"domains": [{"id": DOMAIN_ID, "name": DOMAIN_NAME, "enabled": true, "description": "The default domain", "tags": [], "options": {}}]}))
+    Json(
+        json!({"domains": [{"id": DOMAIN_ID, "name": DOMAIN_NAME, "enabled": true, "description": "The default domain", "tags": [], "options": {}}]}),
+    )
 }
 
 /// `POST /v3/projects` (admin).
-pub async fn post_project(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, body: Bytes) -> ApiResult<Response> {
+pub async fn post_project(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    body: Bytes,
+) -> ApiResult<Response> {
     ks(async {
         caller.require_admin()?;
         let req = parse_json(&body)?;
@@ -428,7 +477,11 @@ pub async fn post_project(State(state): State<AppState>, KeystoneCaller(caller):
 }
 
 /// `GET /v3/projects` (admin: all; others: their own).
-pub async fn list_projects(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn list_projects(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     ks(async {
         let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
         let all = list_bodies(&mut conn, "projects", None).await?;
@@ -444,11 +497,17 @@ pub async fn list_projects(State(state): State<AppState>, KeystoneCaller(caller)
 }
 
 /// `GET /v3/projects/{id}`.
-pub async fn get_project(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_project(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     ks(async {
         let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
         match get_body(&mut conn, "projects", &id).await? {
-            Some(p) if caller.is_admin() || caller.project_id == id => Ok(Json(json!({"project": with_link(&state, p, "projects")}))),
+            Some(p) if caller.is_admin() || caller.project_id == id => {
+                Ok(Json(json!({"project": with_link(&state, p, "projects")})))
+            }
             _ => Err(ApiError::not_found("Project", &id)),
         }
     }
@@ -456,7 +515,11 @@ pub async fn get_project(State(state): State<AppState>, KeystoneCaller(caller): 
 }
 
 /// `DELETE /v3/projects/{id}` (admin).
-pub async fn delete_project(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_project(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     ks(async {
         caller.require_admin()?;
         let mut tx = state.store.begin_write().await?;
@@ -469,7 +532,11 @@ pub async fn delete_project(State(state): State<AppState>, KeystoneCaller(caller
 }
 
 /// `POST /v3/users` (admin).
-pub async fn post_user(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, body: Bytes) -> ApiResult<Response> {
+pub async fn post_user(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    body: Bytes,
+) -> ApiResult<Response> {
     ks(async {
         caller.require_admin()?;
         let req = parse_json(&body)?;
@@ -496,7 +563,11 @@ pub async fn post_user(State(state): State<AppState>, KeystoneCaller(caller): Ke
 }
 
 /// `GET /v3/users` (admin: all; others: themselves).
-pub async fn list_users(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     ks(async {
         let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
         let users: Vec<Value> = list_bodies(&mut conn, "users", None)
@@ -512,11 +583,17 @@ pub async fn list_users(State(state): State<AppState>, KeystoneCaller(caller): K
 }
 
 /// `GET /v3/users/{id}`.
-pub async fn get_user(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_user(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     ks(async {
         let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
         match get_body(&mut conn, "users", &id).await? {
-            Some(u) if caller.is_admin() || caller.user_id == id => Ok(Json(json!({"user": with_link(&state, u, "users")}))),
+            Some(u) if caller.is_admin() || caller.user_id == id => {
+                Ok(Json(json!({"user": with_link(&state, u, "users")})))
+            }
             _ => Err(ApiError::not_found("User", &id)),
         }
     }
@@ -540,7 +617,11 @@ pub async fn get_role(_caller: KeystoneCaller, Path(id): Path<String>) -> ApiRes
 }
 
 /// `PUT /v3/projects/{p}/users/{u}/roles/{r}` (admin).
-pub async fn put_role_assignment(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path((project, user, role)): Path<(String, String, String)>) -> ApiResult<StatusCode> {
+pub async fn put_role_assignment(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path((project, user, role)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
     ks(async {
         caller.require_admin()?;
         let role = Role::from_name(&role).ok_or_else(|| ApiError::not_found("Role", &role))?;
@@ -556,7 +637,11 @@ pub async fn put_role_assignment(State(state): State<AppState>, KeystoneCaller(c
 }
 
 /// `DELETE /v3/projects/{p}/users/{u}/roles/{r}` (admin).
-pub async fn delete_role_assignment(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path((project, user, role)): Path<(String, String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete_role_assignment(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path((project, user, role)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
     ks(async {
         caller.require_admin()?;
         let mut tx = state.store.begin_write().await?;
@@ -587,7 +672,12 @@ fn ec2_body(state: &AppState, user_id: &str, project_id: &str, access: &str, sec
 }
 
 /// `POST /v3/users/{uid}/credentials/OS-EC2` `{"tenant_id": ...}`.
-pub async fn post_ec2(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path(user_id): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn post_ec2(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     ks(async {
         if caller.user_id != user_id && !caller.is_admin() {
             return Err(ApiError::forbidden("You may only create credentials for yourself."));
@@ -611,22 +701,31 @@ pub async fn post_ec2(State(state): State<AppState>, KeystoneCaller(caller): Key
         let logged = json!({"user_id": user_id, "tenant_id": project_id, "access": access});
         tx.record("ec2_credential", "put", &access, &project_id, &logged).await?;
         tx.commit().await?;
-        Ok((StatusCode::CREATED, Json(json!({"credential": ec2_body(&state, &user_id, &project_id, &access, &secret)}))).into_response())
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"credential": ec2_body(&state, &user_id, &project_id, &access, &secret)})),
+        )
+            .into_response())
     }
     .await)
 }
 
 /// `GET /v3/users/{uid}/credentials/OS-EC2`.
-pub async fn list_ec2(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path(user_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_ec2(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path(user_id): Path<String>,
+) -> ApiResult<Json<Value>> {
     ks(async {
         if caller.user_id != user_id && !caller.is_admin() {
             return Err(ApiError::forbidden("You may only list your own credentials."));
         }
-        let rows = sqlx::query("SELECT access, secret, project_id FROM ec2_credentials WHERE user_id = $1 ORDER BY access")
-            .bind(user_id.clone())
-            .fetch_all(state.store.pool())
-            .await
-            .map_err(StoreError::from)?;
+        let rows =
+            sqlx::query("SELECT access, secret, project_id FROM ec2_credentials WHERE user_id = $1 ORDER BY access")
+                .bind(user_id.clone())
+                .fetch_all(state.store.pool())
+                .await
+                .map_err(StoreError::from)?;
         let mut creds = Vec::new();
         for r in rows {
             let access: String = r.try_get(0).map_err(StoreError::from)?;
@@ -640,7 +739,11 @@ pub async fn list_ec2(State(state): State<AppState>, KeystoneCaller(caller): Key
 }
 
 /// `DELETE /v3/users/{uid}/credentials/OS-EC2/{access}`.
-pub async fn delete_ec2(State(state): State<AppState>, KeystoneCaller(caller): KeystoneCaller, Path((user_id, access)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete_ec2(
+    State(state): State<AppState>,
+    KeystoneCaller(caller): KeystoneCaller,
+    Path((user_id, access)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     ks(async {
         if caller.user_id != user_id && !caller.is_admin() {
             return Err(ApiError::not_found("Credential", &access));

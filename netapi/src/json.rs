@@ -48,7 +48,9 @@ pub fn opt_str(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<String>>
 pub fn opt_bool(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<bool>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => coerce_bool(v).map(Some).ok_or_else(|| ApiError::invalid_input(format!("'{v}' cannot be converted to boolean for {key}"))),
+        Some(v) => coerce_bool(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_input(format!("'{v}' cannot be converted to boolean for {key}"))),
     }
 }
 
@@ -70,7 +72,9 @@ pub fn coerce_bool(v: &Value) -> Option<bool> {
 pub fn opt_int(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => coerce_int(v).map(Some).ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not an integer for {key}"))),
+        Some(v) => {
+            coerce_int(v).map(Some).ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not an integer for {key}")))
+        }
     }
 }
 
@@ -89,7 +93,11 @@ pub fn opt_str_list(obj: &Map<String, Value>, key: &str) -> ApiResult<Option<Vec
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not a string in {key}"))))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not a string in {key}")))
+            })
             .collect::<ApiResult<Vec<_>>>()
             .map(Some),
         Some(other) => Err(ApiError::invalid_input(format!("'{other}' is not a list for {key}"))),

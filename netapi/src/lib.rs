@@ -1,1 +1,62 @@
-//! placeholder
+//! Network API: identity (a Keystone v3 subset), networks, subnets with IPAM, ports and
+//! port bindings, security groups and steering policies (networking-sfc), over REST that
+//! the real `openstack` CLI speaks. The platform's source of truth.
+//!
+//! - [`store`]: the SQL store (SQLite or PostgreSQL, same code), the global revision and
+//!   the change log every write transaction appends to.
+//! - [`identity`]: projects, users, roles, tokens with a service catalog, EC2 credentials.
+//! - [`auth`]: tokens to callers, and who may see and change what.
+//! - [`neutron`]: the Neutron v2.0 resources.
+//! - [`server`]: the HTTP router and the server loop.
+
+pub mod auth;
+pub mod error;
+pub mod identity;
+pub mod json;
+pub mod neutron;
+pub mod server;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use server::{router, serve};
+pub use store::Store;
+
+/// Settings of a running API server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The URL clients reach this server at, without a trailing slash (`http://127.0.0.1:9696`).
+    pub public_url: String,
+    /// The region named in the catalog.
+    pub region: String,
+    /// How long a token lives, in seconds.
+    pub token_ttl_secs: i64,
+    /// The compute endpoint in the catalog.
+    pub compute_url: String,
+    /// The image endpoint in the catalog.
+    pub image_url: String,
+}
+
+impl Config {
+    /// Defaults for a server reachable at `public_url`: region `RegionOne`, one-hour
+    /// tokens, compute at `<public>/compute/v2.1` and image at `<public>/image`.
+    pub fn new(public_url: &str) -> Config {
+        let public_url = public_url.trim_end_matches('/').to_string();
+        Config {
+            compute_url: format!("{public_url}/compute/v2.1"),
+            image_url: format!("{public_url}/image"),
+            public_url,
+            region: "RegionOne".into(),
+            token_ttl_secs: 3600,
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Server settings.
+    pub config: Arc<Config>,
+}

@@ -1,1 +1,123 @@
-fn main() {}
+//! `tenet-netapi`: the network API server.
+//!
+//! - `tenet-netapi serve --db URL --http ADDR --public-url URL`
+//! - `tenet-netapi bootstrap --db URL --password PW [--public-url URL]` creates the admin
+//!   user and project (idempotent) and prints an openrc for them.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tenet_netapi::identity::{bootstrap, openrc};
+use tenet_netapi::{serve, Config, Store};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "tenet-netapi", version, about = "tenet network API (Keystone and Neutron subsets over REST)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the REST API.
+    Serve {
+        /// Database: sqlite://PATH (created and migrated on first start) or postgres://USER:PW@HOST/DB.
+        #[arg(long, default_value = "sqlite://tenet-netapi.db")]
+        db: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9696")]
+        http: SocketAddr,
+        /// URL clients reach this server at (catalog and links); default http://<--http>.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Region named in the catalog.
+        #[arg(long, default_value = "RegionOne")]
+        region: String,
+        /// Token lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        token_ttl: i64,
+        /// Compute endpoint for the catalog (default <public-url>/compute/v2.1).
+        #[arg(long)]
+        compute_url: Option<String>,
+        /// Image endpoint for the catalog (default <public-url>/image).
+        #[arg(long)]
+        image_url: Option<String>,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Create the admin user and project and print an openrc.
+    Bootstrap {
+        /// Database, as for `serve`.
+        #[arg(long, default_value = "sqlite://tenet-netapi.db")]
+        db: String,
+        /// The admin's password.
+        #[arg(long, env = "TENET_ADMIN_PASSWORD")]
+        password: String,
+        /// The admin user's name.
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// The admin project's name.
+        #[arg(long, default_value = "admin")]
+        project: String,
+        /// URL of the server, for OS_AUTH_URL.
+        #[arg(long, default_value = "http://127.0.0.1:9696")]
+        public_url: String,
+        /// Region, for OS_REGION_NAME.
+        #[arg(long, default_value = "RegionOne")]
+        region: String,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { db, http, public_url, region, token_ttl, compute_url, image_url, log_json } => {
+            init_logging(log_json);
+            let store = Store::open(&db).await.with_context(|| format!("opening database {db}"))?;
+            let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
+            let local = listener.local_addr()?;
+            let mut config = Config::new(&public_url.unwrap_or_else(|| format!("http://{local}")));
+            config.region = region;
+            config.token_ttl_secs = token_ttl;
+            if let Some(u) = compute_url {
+                config.compute_url = u;
+            }
+            if let Some(u) = image_url {
+                config.image_url = u;
+            }
+            tracing::info!(addr = %local, public_url = %config.public_url, "tenet-netapi listening");
+            // The line tests wait for; printed once the socket is bound.
+            println!("listening on {local}");
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            serve(listener, store.clone(), config, shutdown).await.context("serving")?;
+            store.close().await;
+        }
+        Command::Bootstrap { db, password, username, project, public_url, region } => {
+            init_logging(false);
+            let store = Store::open(&db).await.with_context(|| format!("opening database {db}"))?;
+            bootstrap(&store, &username, &project, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+            store.close().await;
+            let auth_url = format!("{}/v3", public_url.trim_end_matches('/'));
+            print!("{}", openrc(&auth_url, &username, &password, &project, &region));
+        }
+    }
+    Ok(())
+}

@@ -134,7 +134,8 @@ impl Store {
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
-        let revision: i64 = sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        let revision: i64 =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
         Ok(WriteTx { tx, revision, seq: 0, now: now_unix() })
     }
 
@@ -247,16 +248,18 @@ impl WriteTx {
         body: &Value,
     ) -> Result<(), StoreError> {
         self.seq += 1;
-        sqlx::query("INSERT INTO changes (revision, seq, kind, op, id, project_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(self.revision)
-            .bind(self.seq)
-            .bind(kind.to_string())
-            .bind(op.to_string())
-            .bind(id.to_string())
-            .bind(project_id.to_string())
-            .bind(body.to_string())
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO changes (revision, seq, kind, op, id, project_id, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.revision)
+        .bind(self.seq)
+        .bind(kind.to_string())
+        .bind(op.to_string())
+        .bind(id.to_string())
+        .bind(project_id.to_string())
+        .bind(body.to_string())
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -269,6 +272,19 @@ impl WriteTx {
         body: &Value,
         extra: &[(&'static str, Col)],
     ) -> Result<(), StoreError> {
+        self.insert_unlogged(table, body, extra).await?;
+        let (id, project, _) = identity_of(body);
+        self.record(kind, "put", &id, &project, body).await
+    }
+
+    /// Inserts a resource row like [`WriteTx::insert`] without logging it: for an object
+    /// completed later in the same transaction and logged then by [`WriteTx::update`].
+    pub async fn insert_unlogged(
+        &mut self,
+        table: &'static str,
+        body: &Value,
+        extra: &[(&'static str, Col)],
+    ) -> Result<(), StoreError> {
         let (id, project, name) = identity_of(body);
         let mut columns = String::from("id, project_id, name, rev, body");
         let mut values = String::from("$1, $2, $3, $4, $5");
@@ -278,7 +294,12 @@ impl WriteTx {
             values.push_str(&format!(", ${}", i + 6));
         }
         let sql = format!("INSERT INTO {table} ({columns}) VALUES ({values})");
-        let mut q = sqlx::query(&sql).bind(id.clone()).bind(project.clone()).bind(name).bind(self.revision).bind(body.to_string());
+        let mut q = sqlx::query(&sql)
+            .bind(id.clone())
+            .bind(project.clone())
+            .bind(name)
+            .bind(self.revision)
+            .bind(body.to_string());
         for (_, v) in extra {
             q = match v {
                 Col::Text(t) => q.bind(t.clone()),
@@ -286,7 +307,7 @@ impl WriteTx {
             };
         }
         q.execute(&mut *self.tx).await?;
-        self.record(kind, "put", &id, &project, body).await
+        Ok(())
     }
 
     /// Replaces a resource row's name and body and logs it.

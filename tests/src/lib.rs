@@ -6,10 +6,14 @@
 //! lab is stopped (its bridges and namespaces removed) when its [`Lab`] is dropped,
 //! also when the test fails.
 
+pub mod netapi;
+
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,16 +55,51 @@ pub fn unique_prefix() -> String {
 pub struct Lab {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// Lines the lab printed, read by a thread so that a hung lab becomes a timeout, not a hang.
+    lines: mpsc::Receiver<String>,
     pub prefix: String,
+}
+
+/// How long a lab may take to come up (Mininet occasionally hangs creating a node's shell).
+const LAB_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one step may take (a pingall over a fat-tree is the slowest).
+const LAB_STEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn read_lines(stdout: ChildStdout, tx: mpsc::Sender<String>) {
+    let mut r = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if tx.send(line.clone()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl Lab {
     /// Starts a lab of `topo` (e.g. `linear,4`) whose switches connect to `controller` (HOST:PORT).
+    /// A lab that does not come up in time is torn down and started once more.
     pub fn start(topo: &str, controller: &str, protocols: &str) -> anyhow::Result<Lab> {
+        match Lab::start_once(topo, controller, protocols) {
+            Ok(lab) => Ok(lab),
+            Err(e) => {
+                eprintln!("lab {topo} did not start ({e:#}); trying once more");
+                Lab::start_once(topo, controller, protocols)
+            }
+        }
+    }
+
+    fn start_once(topo: &str, controller: &str, protocols: &str) -> anyhow::Result<Lab> {
         let prefix = unique_prefix();
         let script = repo_root().join("labs/mininet_lab.py");
         let mut child = Command::new("/usr/bin/python3")
+            // Its own process group, so a hung lab and all its node shells can be killed together.
+            .process_group(0)
             .arg(&script)
             .args(["--steps", "--topo", topo, "--controller", controller, "--protocols", protocols, "--prefix"])
             .arg(&prefix)
@@ -70,22 +109,27 @@ impl Lab {
             .spawn()
             .with_context(|| format!("starting {}", script.display()))?;
         let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().context("lab stdout")?);
-        let mut lab = Lab { child, stdin, stdout, prefix };
-        let ready = lab.read_answer()?;
+        let stdout = child.stdout.take().context("lab stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || read_lines(stdout, tx));
+        // From here on, Drop stops the lab and removes its bridges whatever happens.
+        let mut lab = Lab { child, stdin, lines, prefix };
+        let ready = lab.read_answer(LAB_START_TIMEOUT)?;
         if ready.get("ready") != Some(&Value::Bool(true)) {
             bail!("lab did not start: {ready}");
         }
         Ok(lab)
     }
 
-    fn read_answer(&mut self) -> anyhow::Result<Value> {
-        let mut line = String::new();
+    fn read_answer(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
         loop {
-            line.clear();
-            if self.stdout.read_line(&mut line)? == 0 {
-                bail!("lab exited early (see its stderr above)");
-            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(l) => l,
+                Err(mpsc::RecvTimeoutError::Timeout) => bail!("lab gave no answer within {timeout:?}"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("lab exited early (see its stderr above)"),
+            };
             // Mininet may print its own lines; ours are JSON objects.
             if line.trim_start().starts_with('{') {
                 return serde_json::from_str(&line).with_context(|| format!("lab answered {line:?}"));
@@ -98,7 +142,7 @@ impl Lab {
         let stdin = self.stdin.as_mut().context("lab already stopped")?;
         writeln!(stdin, "{cmd}")?;
         stdin.flush()?;
-        let v = self.read_answer()?;
+        let v = self.read_answer(LAB_STEP_TIMEOUT)?;
         if let Some(e) = v.get("error") {
             bail!("lab step {cmd:?} failed: {e}");
         }
@@ -128,12 +172,22 @@ impl Drop for Lab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
+        // The lab could not stop itself: kill it with its node shells, then remove its bridges
+        // and links by name (never `mn -c`, which would touch other people's labs).
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
-        // The lab could not stop itself: remove its bridges by name (never `mn -c`).
         if let Ok(out) = Command::new("ovs-vsctl").arg("list-br").output() {
             for br in String::from_utf8_lossy(&out.stdout).lines().filter(|b| b.starts_with(&self.prefix)) {
                 let _ = Command::new("ovs-vsctl").args(["--if-exists", "del-br", br]).status();
+            }
+        }
+        if let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let name = line.split(':').nth(1).map(str::trim).unwrap_or("");
+                let name = name.split('@').next().unwrap_or("");
+                if name.starts_with(&self.prefix) {
+                    let _ = Command::new("ip").args(["link", "del", name]).status();
+                }
             }
         }
     }
@@ -158,4 +212,29 @@ pub fn ovs_controller_connected(br: &str) -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
         .unwrap_or(false)
+}
+
+/// `GET path` on a local HTTP server; returns the status and the body parsed as JSON
+/// (`Value::Null` when the body is not JSON).
+pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    http(addr, "GET", path)
+}
+
+/// `POST path` (empty body) on a local HTTP server.
+pub fn http_post(addr: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    http(addr, "POST", path)
+}
+
+fn http(addr: &str, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP header end")?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status")?;
+    // The API answers with Content-Length bodies (no chunking) for JSON.
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }

@@ -610,6 +610,7 @@ mod tests {
         }
         let distinct: BTreeSet<Vec<Dpid>> = paths.iter().map(dpids).collect();
         assert_eq!(distinct.len(), 4);
+        assert!(paths.iter().all(|p| ft.agg[0].contains(&p.hops[1].dpid) && ft.agg[3].contains(&p.hops[3].dpid)));
         let cores: BTreeSet<Dpid> = paths.iter().map(|p| p.hops[2].dpid).collect();
         assert_eq!(cores, ft.core.iter().copied().collect());
         assert_eq!(ft.topo.shortest_path(a, b).unwrap().hops.len(), 5);

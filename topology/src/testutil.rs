@@ -50,7 +50,6 @@ pub fn ring(n: Dpid) -> Topology {
 }
 
 /// A k=4 fat-tree: 4 core, 8 aggregation, 8 edge switches, 4 ports each.
-#[allow(dead_code)] // every part is named, not every part is used
 pub struct FatTree {
     pub topo: Topology,
     pub core: Vec<Dpid>,
@@ -61,22 +60,24 @@ pub struct FatTree {
 }
 
 pub fn fat_tree_k4() -> FatTree {
-    let core: Vec<Dpid> = (0..4).map(|c| 0x100 + c).collect();
-    let agg: Vec<Vec<Dpid>> = (0..4).map(|p| (0..2).map(|i| 0x200 + 2 * p + i).collect()).collect();
-    let edge: Vec<Vec<Dpid>> = (0..4).map(|p| (0..2).map(|i| 0x300 + 2 * p + i).collect()).collect();
+    let core_of = |c: u64| 0x100 + c;
+    let agg_of = |pod: u64, i: u64| 0x200 + 2 * pod + i;
+    let edge_of = |pod: u64, i: u64| 0x300 + 2 * pod + i;
+    let core: Vec<Dpid> = (0..4).map(core_of).collect();
+    let agg: Vec<Vec<Dpid>> = (0..4).map(|p| (0..2).map(|i| agg_of(p, i)).collect()).collect();
+    let edge: Vec<Vec<Dpid>> = (0..4).map(|p| (0..2).map(|i| edge_of(p, i)).collect()).collect();
     let mut topo = Topology::new();
     for &d in core.iter().chain(agg.iter().flatten()).chain(edge.iter().flatten()) {
         add(&mut topo, d, 4);
     }
+    let port = |n: u64| n as PortNo;
     for p in 0..4 {
         for i in 0..2 {
-            // edge(p, i) port 3+j <-> agg(p, j) port 1+i
             for j in 0..2 {
-                cable(&mut topo, ep(edge[p][i], 3 + j as PortNo), ep(agg[p][j], 1 + i as PortNo));
-            }
-            // agg(p, i) port 3+j <-> core(2i+j) port 1+p
-            for j in 0..2 {
-                cable(&mut topo, ep(agg[p][i], 3 + j as PortNo), ep(core[2 * i + j], 1 + p as PortNo));
+                // edge(p, i) port 3+j <-> agg(p, j) port 1+i
+                cable(&mut topo, ep(edge_of(p, i), port(3 + j)), ep(agg_of(p, j), port(1 + i)));
+                // agg(p, i) port 3+j <-> core(2i+j) port 1+p
+                cable(&mut topo, ep(agg_of(p, i), port(3 + j)), ep(core_of(2 * i + j), port(1 + p)));
             }
         }
     }

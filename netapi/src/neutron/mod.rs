@@ -88,8 +88,16 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("port-security", "Port Security", "Provides port security"),
     ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
     ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
-    ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
-    ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+    ),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+    ),
     ("sfc", "Service Function Chaining", "Service Function Chain extension."),
     ("flow_classifier", "Flow Classifier", "Flow Classifier Extension."),
 ];
@@ -105,12 +113,21 @@ pub async fn list_extensions(_caller: Caller) -> Json<Value> {
 }
 
 /// `GET /v2.0/extensions/{alias}`.
-pub async fn get_extension(_caller: Caller, axum::extract::Path(alias): axum::extract::Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_extension(
+    _caller: Caller,
+    axum::extract::Path(alias): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
     EXTENSIONS
         .iter()
         .find(|(a, _, _)| *a == alias)
         .map(|(a, n, d)| Json(json!({"extension": extension_body(a, n, d)})))
-        .ok_or_else(|| ApiError::new(axum::http::StatusCode::NOT_FOUND, "ExtensionNotFound", format!("Extension with alias {alias} does not exist")))
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "ExtensionNotFound",
+                format!("Extension with alias {alias} does not exist"),
+            )
+        })
 }
 
 /// The attributes every Neutron object has, for a new object written in `tx`.

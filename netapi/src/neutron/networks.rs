@@ -31,7 +31,8 @@ const CREATE_FIELDS: &[&str] = &[
     "router:external",
     "dns_domain",
 ];
-const UPDATE_FIELDS: &[&str] = &["name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled", "dns_domain"];
+const UPDATE_FIELDS: &[&str] =
+    &["name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled", "dns_domain"];
 
 /// Default MTU: room for a tunnel header on a 1500-byte fabric.
 const DEFAULT_MTU: i64 = 1450;
@@ -62,7 +63,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     b.insert("mtu".into(), json!(mtu));
     b.insert("port_security_enabled".into(), json!(opt_bool(&obj, "port_security_enabled")?.unwrap_or(true)));
     b.insert("router:external".into(), json!(false));
-    b.insert("availability_zone_hints".into(), json!(opt_str_list(&obj, "availability_zone_hints")?.unwrap_or_default()));
+    b.insert(
+        "availability_zone_hints".into(),
+        json!(opt_str_list(&obj, "availability_zone_hints")?.unwrap_or_default()),
+    );
     b.insert("availability_zones".into(), json!([]));
     b.insert("ipv4_address_scope".into(), Value::Null);
     b.insert("ipv6_address_scope".into(), Value::Null);
@@ -77,7 +81,11 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// `GET /v2.0/networks`.
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(list_response(NETWORK, list_visible(&mut conn, NETWORK, &caller).await?, &q))
 }
@@ -89,7 +97,12 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `PUT /v2.0/networks/{id}`.
-pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let obj = resource_body(&body, "network", UPDATE_FIELDS)?;
     let mut tx = state.store.begin_write().await?;
     let mut net = fetch_for_write(&mut tx, NETWORK, &caller, &id).await?;

@@ -64,8 +64,11 @@ const MAC_PREFIX: &str = "fa:16:3e";
 /// Normalises a MAC address (lower case, colon separated); 400 unless it is a valid unicast MAC.
 pub fn parse_mac(s: &str) -> ApiResult<String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    let octets: Option<Vec<u8>> =
-        if parts.len() == 6 { parts.iter().map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2)).collect() } else { None };
+    let octets: Option<Vec<u8>> = if parts.len() == 6 {
+        parts.iter().map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2)).collect()
+    } else {
+        None
+    };
     match octets {
         Some(o) if o[0] & 1 == 0 && o.iter().any(|b| *b != 0) => {
             Ok(o.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
@@ -124,7 +127,10 @@ fn check_address_pairs(v: &Value) -> ApiResult<Value> {
         return Err(ApiError::invalid_input("allowed_address_pairs must be a list"));
     };
     for item in items {
-        let ip = item.get("ip_address").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_input("address pair needs ip_address"))?;
+        let ip = item
+            .get("ip_address")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_input("address pair needs ip_address"))?;
         if ip.contains('/') {
             super::subnets::parse_cidr(ip)?;
         } else {
@@ -200,16 +206,17 @@ async fn delete_binding_row(tx: &mut WriteTx, port: &Value, host: &str) -> ApiRe
 /// Makes `host` (empty: none) the port's active binding, replacing the previous active one.
 async fn rebind(tx: &mut WriteTx, port: &mut Value, host: &str, vnic: &str, profile: &Value) -> ApiResult<()> {
     let port_id = port["id"].as_str().unwrap_or_default().to_string();
-    let old: Vec<String> = sqlx::query("SELECT host FROM port_bindings WHERE port_id = $1 AND (status = 'ACTIVE' OR host = $2)")
-        .bind(port_id.clone())
-        .bind(host.to_string())
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(StoreError::from)?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::from)?;
+    let old: Vec<String> =
+        sqlx::query("SELECT host FROM port_bindings WHERE port_id = $1 AND (status = 'ACTIVE' OR host = $2)")
+            .bind(port_id.clone())
+            .bind(host.to_string())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::from)?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?;
     for h in old {
         delete_binding_row(tx, port, &h).await?;
     }
@@ -230,7 +237,12 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     let requested_ips = obj.get("fixed_ips").filter(|v| !v.is_null()).map(parse_fixed_ips).transpose()?;
     let requested_mac = opt_str(&obj, "mac_address")?.map(|m| parse_mac(&m)).transpose()?;
     let requested_groups = opt_str_list(&obj, "security_groups")?;
-    let pairs = obj.get("allowed_address_pairs").filter(|v| !v.is_null()).map(check_address_pairs).transpose()?.unwrap_or(json!([]));
+    let pairs = obj
+        .get("allowed_address_pairs")
+        .filter(|v| !v.is_null())
+        .map(check_address_pairs)
+        .transpose()?
+        .unwrap_or(json!([]));
     let device_owner = opt_str(&obj, "device_owner")?.unwrap_or_default();
     let profile = obj.get("binding:profile").filter(|v| !v.is_null()).cloned().unwrap_or(json!({}));
     if !profile.is_object() {
@@ -273,7 +285,12 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
                     break;
                 }
             }
-            found.ok_or_else(|| ApiError::conflict("MacAddressGenerationFailure", format!("Unable to generate unique mac on network {network_id}.")))?
+            found.ok_or_else(|| {
+                ApiError::conflict(
+                    "MacAddressGenerationFailure",
+                    format!("Unable to generate unique mac on network {network_id}."),
+                )
+            })?
         }
     };
     let id = new_id();
@@ -297,9 +314,13 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     b.insert("resource_request".into(), Value::Null);
     let mut body = Value::Object(b);
     show_binding_on_port(&mut body, &binding_body("", &vnic, &profile, "ACTIVE"));
-    // The row goes in first: allocations and bindings refer to it.
-    tx.insert("ports", "port", &body, &[("network_id", Col::Text(network_id.clone())), ("mac_address", Col::Text(mac))])
-        .await?;
+    // The row goes in first (allocations and bindings refer to it); the final update logs it once.
+    tx.insert_unlogged(
+        "ports",
+        &body,
+        &[("network_id", Col::Text(network_id.clone())), ("mac_address", Col::Text(mac))],
+    )
+    .await?;
     let router_port = device_owner.starts_with("network:router");
     body["fixed_ips"] = json!(allocate(&mut tx, &network_id, &id, requested_ips.as_deref(), router_port).await?);
     set_port_groups(&mut tx, &id, &groups).await?;
@@ -313,7 +334,11 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// `GET /v2.0/ports`.
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(list_response(PORT, list_visible(&mut conn, PORT, &caller).await?, &q))
 }
@@ -333,7 +358,12 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `PUT /v2.0/ports/{id}`.
-pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let obj = resource_body(&body, "port", UPDATE_FIELDS)?;
     binding_attrs_admin_only(&caller, &obj)?;
     let mut tx = state.store.begin_write().await?;
@@ -377,13 +407,17 @@ pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Pat
         let router_port = port["device_owner"].as_str().unwrap_or_default().starts_with("network:router");
         port["fixed_ips"] = json!(allocate(&mut tx, &network_id, &id, Some(&reqs), router_port).await?);
     }
-    if obj.contains_key("binding:host_id") || obj.contains_key("binding:profile") || obj.contains_key("binding:vnic_type") {
+    if obj.contains_key("binding:host_id")
+        || obj.contains_key("binding:profile")
+        || obj.contains_key("binding:vnic_type")
+    {
         let host = if obj.contains_key("binding:host_id") {
             opt_str(&obj, "binding:host_id")?.unwrap_or_default()
         } else {
             port["binding:host_id"].as_str().unwrap_or_default().to_string()
         };
-        let vnic = opt_str(&obj, "binding:vnic_type")?.unwrap_or_else(|| port["binding:vnic_type"].as_str().unwrap_or("normal").to_string());
+        let vnic = opt_str(&obj, "binding:vnic_type")?
+            .unwrap_or_else(|| port["binding:vnic_type"].as_str().unwrap_or("normal").to_string());
         let profile = match obj.get("binding:profile") {
             Some(Value::Null) => json!({}),
             Some(p @ Value::Object(_)) => p.clone(),
@@ -444,32 +478,56 @@ async fn bindings_of(conn: &mut sqlx::AnyConnection, port_id: &str) -> ApiResult
 }
 
 fn binding_not_found(port_id: &str, host: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "PortBindingNotFound", format!("Binding for port {port_id} for host {host} could not be found."))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "PortBindingNotFound",
+        format!("Binding for port {port_id} for host {host} could not be found."),
+    )
 }
 
 /// `GET /v2.0/ports/{id}/bindings` (admin).
-pub async fn list_bindings(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list_bindings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut conn = read_conn(&state).await?;
     own_port(&mut conn, &caller, &id).await?;
-    let items: Vec<Value> = bindings_of(&mut conn, &id).await?.into_iter().filter(|b| crate::json::matches_filters(b, &q)).collect();
+    let items: Vec<Value> =
+        bindings_of(&mut conn, &id).await?.into_iter().filter(|b| crate::json::matches_filters(b, &q)).collect();
     Ok(Json(json!({ "bindings": items })))
 }
 
 /// `GET /v2.0/ports/{id}/bindings/{host}` (admin).
-pub async fn show_binding(State(state): State<AppState>, caller: Caller, Path((id, host)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn show_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, host)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut conn = read_conn(&state).await?;
     own_port(&mut conn, &caller, &id).await?;
-    let b = bindings_of(&mut conn, &id).await?.into_iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, &host))?;
+    let b = bindings_of(&mut conn, &id)
+        .await?
+        .into_iter()
+        .find(|b| b["host"] == json!(host))
+        .ok_or_else(|| binding_not_found(&id, &host))?;
     Ok(Json(json!({ "binding": b })))
 }
 
 /// `POST /v2.0/ports/{id}/bindings` `{"binding": {"host", ...}}` (admin): a new INACTIVE binding.
-pub async fn create_binding(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn create_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     caller.require_admin()?;
     let obj = resource_body(&body, "binding", &["host", "vnic_type", "profile"])?;
-    let host = opt_str(&obj, "host")?.filter(|h| !h.is_empty()).ok_or_else(|| ApiError::bad_request("host is required"))?;
+    let host =
+        opt_str(&obj, "host")?.filter(|h| !h.is_empty()).ok_or_else(|| ApiError::bad_request("host is required"))?;
     let vnic = opt_str(&obj, "vnic_type")?.unwrap_or_else(|| "normal".into());
     let profile = obj.get("profile").filter(|v| !v.is_null()).cloned().unwrap_or(json!({}));
     if !profile.is_object() {
@@ -478,7 +536,10 @@ pub async fn create_binding(State(state): State<AppState>, caller: Caller, Path(
     let mut tx = state.store.begin_write().await?;
     let port = own_port(&mut tx, &caller, &id).await?;
     if bindings_of(&mut tx, &id).await?.iter().any(|b| b["host"] == json!(host)) {
-        return Err(ApiError::conflict("PortBindingAlreadyExists", format!("Binding for port {id} on host {host} already exists.")));
+        return Err(ApiError::conflict(
+            "PortBindingAlreadyExists",
+            format!("Binding for port {id} on host {host} already exists."),
+        ));
     }
     let binding = binding_body(&host, &vnic, &profile, "INACTIVE");
     insert_binding(&mut tx, &port, &binding).await?;
@@ -487,15 +548,23 @@ pub async fn create_binding(State(state): State<AppState>, caller: Caller, Path(
     Ok((StatusCode::CREATED, Json(json!({ "binding": binding }))).into_response())
 }
 
-/// `PUT /v2.0/ports/{id}/bindings/{host}/activate` (admin).
-pub async fn activate_binding(State(state): State<AppState>, caller: Caller, Path((id, host)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+/// `PUT /v2.0/ports/{id}/bindings/{host}/activate` (admin): answers the bare binding.
+pub async fn activate_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, host)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut tx = state.store.begin_write().await?;
     let mut port = own_port(&mut tx, &caller, &id).await?;
     let bindings = bindings_of(&mut tx, &id).await?;
-    let target = bindings.iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, &host))?.clone();
+    let target =
+        bindings.iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, &host))?.clone();
     if target["status"] == json!("ACTIVE") {
-        return Err(ApiError::conflict("PortBindingAlreadyActive", format!("Binding for port {id} on host {host} is already active.")));
+        return Err(ApiError::conflict(
+            "PortBindingAlreadyActive",
+            format!("Binding for port {id} on host {host} is already active."),
+        ));
     }
     for old in bindings.iter().filter(|b| b["status"] == json!("ACTIVE")) {
         let old_host = old["host"].as_str().unwrap_or_default().to_string();
@@ -513,15 +582,24 @@ pub async fn activate_binding(State(state): State<AppState>, caller: Caller, Pat
     tx.update("ports", "port", &port).await?;
     tx.commit().await?;
     tracing::info!(port = %id, host = %host, "port binding activated");
-    Ok(Json(json!({ "binding": active })))
+    // Neutron answers this member action with the bare binding, not {"binding": ...}; the SDK relies on it.
+    Ok(Json(active))
 }
 
 /// `DELETE /v2.0/ports/{id}/bindings/{host}` (admin). Deleting the active binding unbinds the port.
-pub async fn delete_binding(State(state): State<AppState>, caller: Caller, Path((id, host)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, host)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let mut tx = state.store.begin_write().await?;
     let mut port = own_port(&mut tx, &caller, &id).await?;
-    let binding = bindings_of(&mut tx, &id).await?.into_iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, &host))?;
+    let binding = bindings_of(&mut tx, &id)
+        .await?
+        .into_iter()
+        .find(|b| b["host"] == json!(host))
+        .ok_or_else(|| binding_not_found(&id, &host))?;
     delete_binding_row(&mut tx, &port, &host).await?;
     if binding["status"] == json!("ACTIVE") {
         let vnic = port["binding:vnic_type"].as_str().unwrap_or("normal").to_string();

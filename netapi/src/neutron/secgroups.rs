@@ -129,7 +129,18 @@ async fn create_group(tx: &mut WriteTx, project: &str, obj: &Map<String, Value>,
     for ethertype in ["IPv4", "IPv6"] {
         rules.push(rule_body(tx, project, &id, "egress", ethertype, None, (None, None), None, None, ""));
         if is_default {
-            rules.push(rule_body(tx, project, &id, "ingress", ethertype, None, (None, None), None, Some(id.clone()), ""));
+            rules.push(rule_body(
+                tx,
+                project,
+                &id,
+                "ingress",
+                ethertype,
+                None,
+                (None, None),
+                None,
+                Some(id.clone()),
+                "",
+            ));
         }
     }
     for r in &mut rules {
@@ -199,7 +210,11 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// `GET /v2.0/security-groups` (creates the caller's default group on first use).
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     if caller.require_writer().is_ok() {
         let had = sqlx::query("SELECT 1 FROM default_security_groups WHERE project_id = $1")
             .bind(caller.project_id.clone())
@@ -227,12 +242,20 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `PUT /v2.0/security-groups/{id}`.
-pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let obj = resource_body(&body, "security_group", UPDATE_FIELDS)?;
     let mut tx = state.store.begin_write().await?;
     let mut group = fetch_for_write(&mut tx, SECURITY_GROUP, &caller, &id).await?;
     if group["name"] == json!("default") && obj.get("name").is_some_and(|n| n != "default") {
-        return Err(ApiError::conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed."));
+        return Err(ApiError::conflict(
+            "SecurityGroupCannotUpdateDefault",
+            "Updating default security group not allowed.",
+        ));
     }
     apply_name_description(&mut group, &obj)?;
     if let Some(v) = opt_bool(&obj, "stateful")? {
@@ -258,7 +281,10 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
         .map_err(StoreError::from)?
         .is_some();
     if is_default && !caller.is_admin() {
-        return Err(ApiError::conflict("SecurityGroupCannotRemoveDefault", "Removing default security group not allowed."));
+        return Err(ApiError::conflict(
+            "SecurityGroupCannotRemoveDefault",
+            "Removing default security group not allowed.",
+        ));
     }
     let in_use = sqlx::query("SELECT 1 FROM port_security_groups WHERE security_group_id = $1")
         .bind(id.clone())
@@ -302,7 +328,8 @@ fn normalize_protocol(p: Option<String>) -> ApiResult<Option<String>> {
 pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
     caller.require_writer()?;
     let obj = resource_body(&body, "security_group_rule", RULE_FIELDS)?;
-    let group_id = opt_str(&obj, "security_group_id")?.ok_or_else(|| ApiError::bad_request("security_group_id is required"))?;
+    let group_id =
+        opt_str(&obj, "security_group_id")?.ok_or_else(|| ApiError::bad_request("security_group_id is required"))?;
     let direction = opt_str(&obj, "direction")?.unwrap_or_default();
     if direction != "ingress" && direction != "egress" {
         return Err(ApiError::invalid_input(format!("direction '{direction}' is not in [ingress, egress]")));
@@ -317,7 +344,9 @@ pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: By
     let port = |k: &str| -> ApiResult<Option<i64>> {
         match obj.get(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => coerce_int(v).map(Some).ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not an integer for {k}"))),
+            Some(v) => coerce_int(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_input(format!("'{v}' is not an integer for {k}"))),
         }
     };
     let (min, max) = (port("port_range_min")?, port("port_range_max")?);
@@ -325,28 +354,53 @@ pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: By
         Some(p) if PORTED.contains(&p) => {
             if let (Some(lo), Some(hi)) = (min, max) {
                 if lo > hi || !(0..=65535).contains(&lo) || !(0..=65535).contains(&hi) {
-                    return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max"));
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "SecurityGroupInvalidPortRange",
+                        "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+                    ));
                 }
             } else if min.is_some() != max.is_some() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupInvalidPortRange", "port_range_min and port_range_max must both be given"));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupInvalidPortRange",
+                    "port_range_min and port_range_max must both be given",
+                ));
             }
         }
-        Some("icmp" | "icmpv6" | "ipv6-icmp" | "1" | "58") => {
-            if min.is_some_and(|v| !(0..=255).contains(&v)) || max.is_some_and(|v| !(0..=255).contains(&v)) {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupInvalidIcmpValue", "Invalid value for ICMP type or code: must be 0 to 255"));
-            }
+        Some("icmp" | "icmpv6" | "ipv6-icmp" | "1" | "58")
+            if min.is_some_and(|v| !(0..=255).contains(&v)) || max.is_some_and(|v| !(0..=255).contains(&v)) =>
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "SecurityGroupInvalidIcmpValue",
+                "Invalid value for ICMP type or code: must be 0 to 255",
+            ));
         }
+        // ICMP type and code within range.
+        Some("icmp" | "icmpv6" | "ipv6-icmp" | "1" | "58") => {}
         _ if min.is_some() || max.is_some() => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupInvalidPortRange", "Port ranges need a protocol that has ports"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "SecurityGroupInvalidPortRange",
+                "Port ranges need a protocol that has ports",
+            ));
         }
         _ => {}
     }
     let prefix = match opt_str(&obj, "remote_ip_prefix")? {
         Some(p) => {
-            let net: ipnet::IpNet = p.parse().or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(|_| ApiError::invalid_input(format!("'{p}' is not a valid IP prefix")))?;
+            let net: ipnet::IpNet = p
+                .parse()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ApiError::invalid_input(format!("'{p}' is not a valid IP prefix")))?;
             let family = if matches!(net, ipnet::IpNet::V4(_)) { "IPv4" } else { "IPv6" };
             if family != ethertype {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupRuleParameterConflict", format!("Conflicting value ethertype {ethertype} for CIDR {p}")));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "SecurityGroupRuleParameterConflict",
+                    format!("Conflicting value ethertype {ethertype} for CIDR {p}"),
+                ));
             }
             Some(net.trunc().to_string())
         }
@@ -354,7 +408,11 @@ pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: By
     };
     let remote_group = opt_str(&obj, "remote_group_id")?;
     if prefix.is_some() && remote_group.is_some() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id may be provided."));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix",
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+        ));
     }
     if opt_str(&obj, "remote_address_group_id")?.is_some() {
         return Err(ApiError::bad_request("Address groups are not supported."));
@@ -366,14 +424,36 @@ pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: By
     }
     let project = project_of(&group).to_string();
     let description = opt_str(&obj, "description")?.unwrap_or_default();
-    let rule = rule_body(&tx, &project, &group_id, &direction, ethertype, protocol, (min, max), prefix, remote_group, &description);
+    let rule = rule_body(
+        &tx,
+        &project,
+        &group_id,
+        &direction,
+        ethertype,
+        protocol,
+        (min, max),
+        prefix,
+        remote_group,
+        &description,
+    );
     // Neutron refuses a rule identical to an existing one (ignoring description).
-    const SAME: &[&str] = &["direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id"];
+    const SAME: &[&str] = &[
+        "direction",
+        "ethertype",
+        "protocol",
+        "port_range_min",
+        "port_range_max",
+        "remote_ip_prefix",
+        "remote_group_id",
+    ];
     for existing in list_bodies(&mut tx, SECURITY_GROUP_RULE.table, Some(("security_group_id", &group_id))).await? {
         if SAME.iter().all(|k| existing[*k] == rule[*k]) {
             return Err(ApiError::conflict(
                 "SecurityGroupRuleExists",
-                format!("Security group rule already exists. Rule id is {}.", existing["id"].as_str().unwrap_or_default()),
+                format!(
+                    "Security group rule already exists. Rule id is {}.",
+                    existing["id"].as_str().unwrap_or_default()
+                ),
             ));
         }
     }
@@ -383,19 +463,31 @@ pub async fn create_rule(State(state): State<AppState>, caller: Caller, body: By
 }
 
 /// `GET /v2.0/security-group-rules`.
-pub async fn list_rules(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(list_response(SECURITY_GROUP_RULE, list_visible(&mut conn, SECURITY_GROUP_RULE, &caller).await?, &q))
 }
 
 /// `GET /v2.0/security-group-rules/{id}`.
-pub async fn show_rule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn show_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(one(SECURITY_GROUP_RULE, fetch(&mut conn, SECURITY_GROUP_RULE, &caller, &id).await?))
 }
 
 /// `DELETE /v2.0/security-group-rules/{id}`.
-pub async fn delete_rule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin_write().await?;
     let rule = fetch_for_write(&mut tx, SECURITY_GROUP_RULE, &caller, &id).await?;
     tx.delete("security_group_rules", "security_group_rule", &rule).await?;

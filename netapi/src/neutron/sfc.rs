@@ -25,15 +25,25 @@ use crate::store::{StoreError, WriteTx};
 use crate::AppState;
 
 /// Port pairs.
-pub const PORT_PAIR: Kind = Kind { table: "port_pairs", singular: "port_pair", plural: "port_pairs", label: "Port Pair" };
+pub const PORT_PAIR: Kind =
+    Kind { table: "port_pairs", singular: "port_pair", plural: "port_pairs", label: "Port Pair" };
 /// Port pair groups.
-pub const PORT_PAIR_GROUP: Kind =
-    Kind { table: "port_pair_groups", singular: "port_pair_group", plural: "port_pair_groups", label: "Port Pair Group" };
+pub const PORT_PAIR_GROUP: Kind = Kind {
+    table: "port_pair_groups",
+    singular: "port_pair_group",
+    plural: "port_pair_groups",
+    label: "Port Pair Group",
+};
 /// Flow classifiers.
-pub const FLOW_CLASSIFIER: Kind =
-    Kind { table: "flow_classifiers", singular: "flow_classifier", plural: "flow_classifiers", label: "Flow Classifier" };
+pub const FLOW_CLASSIFIER: Kind = Kind {
+    table: "flow_classifiers",
+    singular: "flow_classifier",
+    plural: "flow_classifiers",
+    label: "Flow Classifier",
+};
 /// Port chains.
-pub const PORT_CHAIN: Kind = Kind { table: "port_chains", singular: "port_chain", plural: "port_chains", label: "Port Chain" };
+pub const PORT_CHAIN: Kind =
+    Kind { table: "port_chains", singular: "port_chain", plural: "port_chains", label: "Port Chain" };
 
 const KINDS: [Kind; 4] = [PORT_PAIR, PORT_PAIR_GROUP, FLOW_CLASSIFIER, PORT_CHAIN];
 
@@ -45,9 +55,8 @@ pub fn routes() -> Router<AppState> {
         r = r
             .route(
                 &coll,
-                get(move |s: State<AppState>, c: Caller, q: Query<Vec<(String, String)>>| list(s, c, q, k)).post(
-                    move |s: State<AppState>, c: Caller, b: Bytes| create(s, c, b, k),
-                ),
+                get(move |s: State<AppState>, c: Caller, q: Query<Vec<(String, String)>>| list(s, c, q, k))
+                    .post(move |s: State<AppState>, c: Caller, b: Bytes| create(s, c, b, k)),
             )
             .route(
                 &format!("{coll}/{{id}}"),
@@ -61,10 +70,18 @@ pub fn routes() -> Router<AppState> {
 
 fn create_fields(k: Kind) -> &'static [&'static str] {
     match k.table {
-        "port_pairs" => &["name", "description", "ingress", "egress", "service_function_parameters", "project_id", "tenant_id"],
-        "port_pair_groups" => {
-            &["name", "description", "port_pairs", "port_pair_group_parameters", "tap_enabled", "project_id", "tenant_id"]
+        "port_pairs" => {
+            &["name", "description", "ingress", "egress", "service_function_parameters", "project_id", "tenant_id"]
         }
+        "port_pair_groups" => &[
+            "name",
+            "description",
+            "port_pairs",
+            "port_pair_group_parameters",
+            "tap_enabled",
+            "project_id",
+            "tenant_id",
+        ],
         "flow_classifiers" => &[
             "name",
             "description",
@@ -82,7 +99,16 @@ fn create_fields(k: Kind) -> &'static [&'static str] {
             "project_id",
             "tenant_id",
         ],
-        _ => &["name", "description", "port_pair_groups", "flow_classifiers", "chain_parameters", "chain_id", "project_id", "tenant_id"],
+        _ => &[
+            "name",
+            "description",
+            "port_pair_groups",
+            "flow_classifiers",
+            "chain_parameters",
+            "chain_id",
+            "project_id",
+            "tenant_id",
+        ],
     }
 }
 
@@ -104,7 +130,11 @@ pub async fn referenced_by(conn: &mut AnyConnection, target_id: &str) -> Result<
 }
 
 async fn set_references(tx: &mut WriteTx, owner: &str, refs: &[(&str, String)]) -> ApiResult<()> {
-    sqlx::query("DELETE FROM sfc_references WHERE owner_id = $1").bind(owner.to_string()).execute(&mut **tx).await.map_err(StoreError::from)?;
+    sqlx::query("DELETE FROM sfc_references WHERE owner_id = $1")
+        .bind(owner.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from)?;
     for (kind, id) in refs {
         sqlx::query("INSERT INTO sfc_references (owner_id, target_kind, target_id) VALUES ($1, $2, $3)")
             .bind(owner.to_string())
@@ -118,7 +148,14 @@ async fn set_references(tx: &mut WriteTx, owner: &str, refs: &[(&str, String)]) 
 }
 
 /// Checks that each of `ids` is a visible `kind` not already used by another owner.
-async fn members(tx: &mut WriteTx, caller: &Caller, kind: Kind, ids: &[String], owner: &str, in_use: &'static str) -> ApiResult<Vec<String>> {
+async fn members(
+    tx: &mut WriteTx,
+    caller: &Caller,
+    kind: Kind,
+    ids: &[String],
+    owner: &str,
+    in_use: &'static str,
+) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     for id in ids {
         fetch(tx, kind, caller, id).await?;
@@ -142,7 +179,9 @@ fn port_range(obj: &Map<String, Value>, side: &str) -> ApiResult<(Option<i64>, O
     }
     if let (Some(l), Some(h)) = (lo, hi) {
         if l > h {
-            return Err(ApiError::invalid_input(format!("{side}_port_range_min {l} is greater than {side}_port_range_max {h}")));
+            return Err(ApiError::invalid_input(format!(
+                "{side}_port_range_min {l} is greater than {side}_port_range_max {h}"
+            )));
         }
     }
     Ok((lo, hi))
@@ -166,7 +205,14 @@ async fn next_number(tx: &mut WriteTx, kind: Kind, field: &str) -> ApiResult<i64
 }
 
 /// Fills the resource-specific attributes of a new object; returns what it references.
-async fn build(tx: &mut WriteTx, caller: &Caller, k: Kind, id: &str, obj: &Map<String, Value>, b: &mut Map<String, Value>) -> ApiResult<Vec<(&'static str, String)>> {
+async fn build(
+    tx: &mut WriteTx,
+    caller: &Caller,
+    k: Kind,
+    id: &str,
+    obj: &Map<String, Value>,
+    b: &mut Map<String, Value>,
+) -> ApiResult<Vec<(&'static str, String)>> {
     let mut refs = Vec::new();
     match k.table {
         "port_pairs" => {
@@ -181,11 +227,15 @@ async fn build(tx: &mut WriteTx, caller: &Caller, k: Kind, id: &str, obj: &Map<S
                 None | Some(Value::Null) => Value::Null,
                 Some(Value::String(s)) if s == "None" => Value::Null,
                 Some(Value::String(s)) if s == "mpls" || s == "nsh" => json!(s),
-                Some(v) => return Err(ApiError::invalid_input(format!("correlation {v} is not one of None, mpls, nsh"))),
+                Some(v) => {
+                    return Err(ApiError::invalid_input(format!("correlation {v} is not one of None, mpls, nsh")))
+                }
             };
             let weight = match sfp.get("weight") {
                 None | Some(Value::Null) => 1,
-                Some(v) => coerce_int(v).filter(|w| *w >= 1).ok_or_else(|| ApiError::invalid_input(format!("weight {v} is not a positive integer")))?,
+                Some(v) => coerce_int(v)
+                    .filter(|w| *w >= 1)
+                    .ok_or_else(|| ApiError::invalid_input(format!("weight {v} is not a positive integer")))?,
             };
             b.insert("service_function_parameters".into(), json!({"correlation": correlation, "weight": weight}));
         }
@@ -196,11 +246,16 @@ async fn build(tx: &mut WriteTx, caller: &Caller, k: Kind, id: &str, obj: &Map<S
             b.insert("port_pairs".into(), json!(pps));
             let params = obj.get("port_pair_group_parameters").and_then(Value::as_object).cloned().unwrap_or_default();
             let lb = params.get("lb_fields").cloned().filter(|v| v.is_array()).unwrap_or(json!([]));
-            let mapping = params.get("ppg_n_tuple_mapping").cloned().filter(|v| v.is_object()).unwrap_or(json!({"ingress_n_tuple": {}, "egress_n_tuple": {}}));
+            let mapping = params
+                .get("ppg_n_tuple_mapping")
+                .cloned()
+                .filter(|v| v.is_object())
+                .unwrap_or(json!({"ingress_n_tuple": {}, "egress_n_tuple": {}}));
             b.insert("port_pair_group_parameters".into(), json!({"lb_fields": lb, "ppg_n_tuple_mapping": mapping}));
             let tap = match obj.get("tap_enabled") {
                 None | Some(Value::Null) => false,
-                Some(v) => coerce_bool(v).ok_or_else(|| ApiError::invalid_input(format!("tap_enabled {v} is not a boolean")))?,
+                Some(v) => coerce_bool(v)
+                    .ok_or_else(|| ApiError::invalid_input(format!("tap_enabled {v} is not a boolean")))?,
             };
             b.insert("tap_enabled".into(), json!(tap));
             b.insert("group_id".into(), json!(next_number(tx, k, "group_id").await?));
@@ -258,7 +313,9 @@ async fn build(tx: &mut WriteTx, caller: &Caller, k: Kind, id: &str, obj: &Map<S
             };
             let symmetric = match params.get("symmetric") {
                 None | Some(Value::Null) => false,
-                Some(v) => coerce_bool(v).ok_or_else(|| ApiError::invalid_input(format!("symmetric {v} is not a boolean")))?,
+                Some(v) => {
+                    coerce_bool(v).ok_or_else(|| ApiError::invalid_input(format!("symmetric {v} is not a boolean")))?
+                }
             };
             b.insert("chain_parameters".into(), json!({"correlation": correlation, "symmetric": symmetric}));
             let chain_id = match opt_int(obj, "chain_id")? {
@@ -289,17 +346,33 @@ async fn create(State(state): State<AppState>, caller: Caller, body: Bytes, k: K
     Ok(created(k, body))
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>, k: Kind) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+    k: Kind,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(list_response(k, list_visible(&mut conn, k, &caller).await?, &q))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, k: Kind) -> ApiResult<Json<Value>> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    k: Kind,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     Ok(one(k, fetch(&mut conn, k, &caller, &id).await?))
 }
 
-async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes, k: Kind) -> ApiResult<Json<Value>> {
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+    k: Kind,
+) -> ApiResult<Json<Value>> {
     let obj = resource_body(&body, k.singular, update_fields(k))?;
     let mut tx = state.store.begin_write().await?;
     let mut cur = fetch_for_write(&mut tx, k, &caller, &id).await?;
@@ -327,7 +400,12 @@ async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     Ok(one(k, cur))
 }
 
-async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, k: Kind) -> ApiResult<StatusCode> {
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    k: Kind,
+) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin_write().await?;
     let cur = fetch_for_write(&mut tx, k, &caller, &id).await?;
     if let Some(owner) = referenced_by(&mut tx, &id).await? {

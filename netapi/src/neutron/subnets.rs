@@ -70,7 +70,10 @@ pub fn u128_to_ip(n: u128, like: &IpNet) -> IpAddr {
 pub fn parse_cidr(s: &str) -> ApiResult<IpNet> {
     let net: IpNet = s.parse().map_err(|_| ApiError::invalid_input(format!("'{s}' is not a valid IP subnet")))?;
     if net.trunc() != net {
-        return Err(ApiError::invalid_input(format!("'{s}' isn't a recognized IP subnet cidr, '{}' is recommended", net.trunc())));
+        return Err(ApiError::invalid_input(format!(
+            "'{s}' isn't a recognized IP subnet cidr, '{}' is recommended",
+            net.trunc()
+        )));
     }
     Ok(net)
 }
@@ -107,8 +110,14 @@ fn parse_pools(v: &Value, net: &IpNet, gateway: Option<IpAddr>) -> ApiResult<Vec
     };
     let mut pools = Vec::new();
     for item in items {
-        let start = item.get("start").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_input("allocation pool needs start"))?;
-        let end = item.get("end").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_input("allocation pool needs end"))?;
+        let start = item
+            .get("start")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_input("allocation pool needs start"))?;
+        let end = item
+            .get("end")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_input("allocation pool needs end"))?;
         let (s, e) = (parse_ip(start)?, parse_ip(end)?);
         if !assignable(net, s) || !assignable(net, e) || ip_to_u128(s) > ip_to_u128(e) {
             return Err(ApiError::bad_request(format!(
@@ -197,8 +206,14 @@ fn parse_routes(v: &Value) -> ApiResult<Value> {
     };
     let mut out = Vec::new();
     for item in items {
-        let dest = item.get("destination").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_input("host route needs destination"))?;
-        let hop = item.get("nexthop").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_input("host route needs nexthop"))?;
+        let dest = item
+            .get("destination")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_input("host route needs destination"))?;
+        let hop = item
+            .get("nexthop")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid_input("host route needs nexthop"))?;
         parse_cidr(dest)?;
         parse_ip(hop)?;
         out.push(json!({"destination": dest, "nexthop": hop}));
@@ -211,7 +226,8 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     caller.require_writer()?;
     let obj = resource_body(&body, "subnet", CREATE_FIELDS)?;
     let network_id = opt_str(&obj, "network_id")?.ok_or_else(|| ApiError::bad_request("network_id is required"))?;
-    let cidr_s = opt_str(&obj, "cidr")?.ok_or_else(|| ApiError::bad_request("cidr is required (subnet pools are not supported)"))?;
+    let cidr_s = opt_str(&obj, "cidr")?
+        .ok_or_else(|| ApiError::bad_request("cidr is required (subnet pools are not supported)"))?;
     let net = parse_cidr(&cidr_s)?;
     let ip_version = opt_int(&obj, "ip_version")?.unwrap_or(4);
     let family = if matches!(net, IpNet::V4(_)) { 4 } else { 6 };
@@ -269,7 +285,11 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// `GET /v2.0/subnets`.
-pub async fn list(State(state): State<AppState>, caller: Caller, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
     let mut items = list_visible(&mut conn, SUBNET, &caller).await?;
     if !caller.is_admin() {
@@ -303,7 +323,12 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `PUT /v2.0/subnets/{id}`.
-pub async fn update(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let obj = resource_body(&body, "subnet", UPDATE_FIELDS)?;
     let mut tx = state.store.begin_write().await?;
     let mut subnet = fetch_for_write(&mut tx, SUBNET, &caller, &id).await?;
@@ -561,7 +586,15 @@ mod tests {
         let net = parse_cidr("10.0.0.0/24").unwrap();
         let gw = Some("10.0.0.1".parse().unwrap());
         assert!(parse_pools(&json!([{"start": "10.0.1.2", "end": "10.0.1.9"}]), &net, gw).is_err());
-        assert_eq!(parse_pools(&json!([{"start": "10.0.0.1", "end": "10.0.0.9"}]), &net, gw).unwrap_err().status.as_u16(), 409);
-        assert!(parse_pools(&json!([{"start": "10.0.0.2", "end": "10.0.0.9"}, {"start": "10.0.0.5", "end": "10.0.0.20"}]), &net, gw).is_err());
+        assert_eq!(
+            parse_pools(&json!([{"start": "10.0.0.1", "end": "10.0.0.9"}]), &net, gw).unwrap_err().status.as_u16(),
+            409
+        );
+        assert!(parse_pools(
+            &json!([{"start": "10.0.0.2", "end": "10.0.0.9"}, {"start": "10.0.0.5", "end": "10.0.0.20"}]),
+            &net,
+            gw
+        )
+        .is_err());
     }
 }
