@@ -45,6 +45,9 @@ pub struct Network {
     generation: AtomicU64,
     /// Wakes [`run`] at once when the generation moves, so flows are flushed without waiting a round.
     changed: tokio::sync::Notify,
+    /// Asks [`run`] for an LLDP round on every switch now (a switch joined: its neighbours'
+    /// earlier LLDP may have reached it before it listened to us).
+    lldp_now: tokio::sync::Notify,
     start: Instant,
     pub config: DiscoveryConfig,
 }
@@ -61,6 +64,7 @@ impl Network {
             nonce: seed | 1,
             generation: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
+            lldp_now: tokio::sync::Notify::new(),
             start: Instant::now(),
             config,
         })
@@ -99,10 +103,12 @@ impl Network {
         }
     }
 
-    /// Records a switch's ports.
+    /// Records a switch's ports, and asks for an LLDP round everywhere so that links
+    /// to the newcomer are found without waiting for the next periodic round.
     pub fn switch_ports(&self, dpid: u64, ports: &[of13::Port]) {
         let events = self.topology().add_switch(dpid, ports.iter().map(port_info).collect());
         self.note(&events);
+        self.lldp_now.notify_one();
     }
 
     /// Records a PORT_STATUS.
@@ -229,6 +235,11 @@ pub async fn run(network: Arc<Network>, registry: Registry, mut shutdown: watch:
         let lldp_round = tokio::select! {
             _ = tick.tick() => true,
             _ = network.changed.notified() => false,
+            _ = network.lldp_now.notified() => {
+                // Switches of a lab connect in a burst: one round for the burst.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                true
+            }
             _ = shutdown.changed() => return,
         };
         let events = network.topology().expire_links(network.now_ms(), max_age);
