@@ -86,12 +86,12 @@ start_peer() {
   case $name in
     tenet)
       [ -x "$TENET" ] || { START_WHY="$TENET not found"; return 1; }
-      "$TENET" --listen "127.0.0.1:$port" --api 127.0.0.1:0 --mode learning --log-format text >"$log" 2>&1 &
+      "$TENET" --listen "127.0.0.1:$port" --api 127.0.0.1:0 --grpc 127.0.0.1:0 --mode learning --log-format text >"$log" 2>&1 &
       ;;
     tenet-1t)
       # One thread, like both peers: the load generator holds one of the machine's cores.
       [ -x "$TENET" ] || { START_WHY="$TENET not found"; return 1; }
-      "$TENET" --listen "127.0.0.1:$port" --api 127.0.0.1:0 --mode learning --threads 1 --log-format text >"$log" 2>&1 &
+      "$TENET" --listen "127.0.0.1:$port" --api 127.0.0.1:0 --grpc 127.0.0.1:0 --mode learning --threads 1 --log-format text >"$log" 2>&1 &
       ;;
     ovs-testcontroller)
       command -v ovs-testcontroller >/dev/null || { START_WHY="ovs-testcontroller not installed"; return 1; }

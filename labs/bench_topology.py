@@ -88,7 +88,7 @@ def start_lab(topo, of_port):
 
 def start_tenet(of_port, api_port):
     log = open(os.path.join(tempfile.gettempdir(), "bench-topology-tenet.log"), "w")
-    p = subprocess.Popen([TENET, "--listen", "127.0.0.1:%d" % of_port, "--api", "127.0.0.1:%d" % api_port,
+    p = subprocess.Popen([TENET, "--listen", "127.0.0.1:%d" % of_port, "--api", "127.0.0.1:%d" % api_port, "--grpc", "127.0.0.1:0",
                           "--log-level", "warn"], stdout=log, stderr=log)
     time.sleep(0.3)
     return p

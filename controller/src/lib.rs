@@ -5,10 +5,14 @@
 //! - [`learning`]: learning mode, a reactive L2 learning switch per datapath.
 //! - [`network`]: discovery (LLDP), host tracking and the topology model the switches share.
 //! - [`api`]: the topology REST API for network admins.
+//! - [`grpc`]: the same topology queries, plus a live event stream, as a gRPC service.
+//! - [`query`]: the topology queries both APIs answer (path resolution, drain, switch views).
 //! - [`metrics`]: counters in the Prometheus text format.
 pub mod api;
+pub mod grpc;
 pub mod learning;
 pub mod metrics;
 pub mod network;
+pub mod query;
 pub mod session;
 pub mod wire;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use tenet_controller::api::{self, ApiState};
+use tenet_controller::grpc;
 use tenet_controller::learning::Learning;
 use tenet_controller::metrics;
 use tenet_controller::network::{self, DiscoveryConfig, Network};
@@ -45,6 +46,11 @@ struct Cli {
     /// Serve the topology API (REST/JSON; `GET /v1/openapi.json` describes it) on this address.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181")]
     api: SocketAddr,
+
+    /// Serve the topology API over gRPC (service `tenet.topology.v1.Topology`: the same
+    /// queries plus a live event stream) on this address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8182")]
+    grpc: SocketAddr,
 
     /// Serve Prometheus text-format metrics on this address (e.g. 127.0.0.1:9100).
     /// Off when not given.
@@ -163,11 +169,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let api_listener =
         tokio::net::TcpListener::bind(cli.api).await.with_context(|| format!("cannot serve the API on {}", cli.api))?;
     tracing::info!(api = %cli.api, "topology API listening");
+    let grpc_listener =
+        tokio::net::TcpListener::bind(cli.grpc).await.with_context(|| format!("cannot serve gRPC on {}", cli.grpc))?;
+    tracing::info!(grpc = %cli.grpc, "topology gRPC API listening");
     let state = ApiState { network: network.clone(), registry: ctl.registry.clone() };
-    let api_stop = stop_rx.clone();
+    let (api_state, api_stop) = (state.clone(), stop_rx.clone());
     tokio::spawn(async move {
-        if let Err(e) = api::serve(api_listener, state, api_stop).await {
+        if let Err(e) = api::serve(api_listener, api_state, api_stop).await {
             tracing::error!(error = %e, "topology API stopped");
+        }
+    });
+    let grpc_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = grpc::serve(grpc_listener, state, grpc_stop).await {
+            tracing::error!(error = %e, "topology gRPC API stopped");
         }
     });
     tokio::spawn(network::run(network, ctl.registry.clone(), stop_rx.clone()));

@@ -23,6 +23,8 @@ fn help_explains_every_option() {
         "--metrics",
         "--echo-interval",
         "--dead-after",
+        "--grpc",
+        "--threads",
         "--api",
         "--lldp-interval",
         "learning",
@@ -35,7 +37,10 @@ fn help_explains_every_option() {
 fn listen_address_in_use_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let out = Command::new(BIN).args(["--listen", &addr, "--api", "127.0.0.1:0"]).output().expect("runs");
+    let out = Command::new(BIN)
+        .args(["--listen", &addr, "--api", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on"), "stderr: {err}");
@@ -53,7 +58,7 @@ fn metrics_endpoint_serves_prometheus_text() {
     let (of_port, metrics_port) = (free_port(), free_port());
     let mut child = Command::new(BIN)
         .args(["--listen", &format!("127.0.0.1:{of_port}"), "--metrics", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--api", "127.0.0.1:0"])
+        .args(["--api", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
         .stderr(Stdio::null())
         .spawn()
         .expect("starts");

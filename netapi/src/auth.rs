@@ -1,6 +1,8 @@
 //! Who is calling: tokens resolved into a [`Caller`], and the authorization rules.
 //!
 //! Roles are ordered reader < member < admin (admin implies member implies reader).
+//! `service` (compute, storage, the controller) sits beside that chain: through REST it
+//! reads like a reader; it may use the gRPC API, which only it and admin may.
 //! A member sees and changes only its project's objects; another project's object
 //! is reported as missing (404), never as forbidden. A reader may only read. An
 //! admin sees and changes everything.
@@ -18,6 +20,8 @@ use crate::AppState;
 pub enum Role {
     /// Read only.
     Reader,
+    /// A platform service: the gRPC API; through REST, read only.
+    Service,
     /// Read and write the project's objects.
     Member,
     /// Everything, in every project.
@@ -29,6 +33,7 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Reader => "reader",
+            Role::Service => "service",
             Role::Member => "member",
             Role::Admin => "admin",
         }
@@ -38,14 +43,19 @@ impl Role {
     pub fn from_name(name: &str) -> Option<Role> {
         match name {
             "reader" => Some(Role::Reader),
+            "service" => Some(Role::Service),
             "member" => Some(Role::Member),
             "admin" => Some(Role::Admin),
             _ => None,
         }
     }
 
-    /// This role and the roles it implies, highest first.
+    /// This role and the roles it implies, highest first (`service` implies `reader` only,
+    /// and nothing implies `service`).
     pub fn implied(self) -> Vec<Role> {
+        if self == Role::Service {
+            return vec![Role::Service, Role::Reader];
+        }
         [Role::Admin, Role::Member, Role::Reader].into_iter().filter(|r| *r <= self).collect()
     }
 }
@@ -85,6 +95,11 @@ impl Caller {
                 "rule:create_or_update_or_delete is disallowed by policy: the reader role cannot write",
             ))
         }
+    }
+
+    /// True when the caller may use the gRPC services (admin or service).
+    pub fn is_service_or_admin(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Service)
     }
 
     /// Fails with 403 unless the caller is an admin.
@@ -184,6 +199,21 @@ mod tests {
     fn admin_implies_member_and_reader() {
         assert_eq!(Role::Admin.implied(), vec![Role::Admin, Role::Member, Role::Reader]);
         assert_eq!(Role::Reader.implied(), vec![Role::Reader]);
+        assert_eq!(Role::Service.implied(), vec![Role::Service, Role::Reader]);
+    }
+
+    #[test]
+    fn service_reads_but_does_not_write() {
+        let c = Caller {
+            user_id: "u".into(),
+            user_name: "nova".into(),
+            project_id: "svc".into(),
+            project_name: "service".into(),
+            role: Role::Service,
+        };
+        assert!(c.require_writer().is_err());
+        assert!(c.is_service_or_admin());
+        assert!(!c.is_admin());
     }
 
     #[test]

@@ -602,7 +602,7 @@ pub async fn get_user(
 
 /// `GET /v3/roles`.
 pub async fn list_roles(_caller: KeystoneCaller, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    let roles: Vec<Value> = [Role::Admin, Role::Member, Role::Reader]
+    let roles: Vec<Value> = [Role::Admin, Role::Member, Role::Service, Role::Reader]
         .iter()
         .filter(|r| q.get("name").map_or(true, |n| n == r.name()))
         .map(|r| json!({"id": r.name(), "name": r.name(), "domain_id": null, "description": null, "options": {}}))

@@ -8,9 +8,13 @@
 //! - [`auth`]: tokens to callers, and who may see and change what.
 //! - [`neutron`]: the Neutron v2.0 resources.
 //! - [`server`]: the HTTP router and the server loop.
+//! - [`grpc`]: the gRPC services for platform services (`PortRegistry`, `StateFeed`).
+//! - [`client`]: REST and gRPC clients for the services using netapi.
 
 pub mod auth;
+pub mod client;
 pub mod error;
+pub mod grpc;
 pub mod identity;
 pub mod json;
 pub mod neutron;

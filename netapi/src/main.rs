@@ -1,6 +1,8 @@
 //! `tenet-netapi`: the network API server.
 //!
-//! - `tenet-netapi serve --db URL --http ADDR --public-url URL`
+//! - `tenet-netapi serve --db URL --http ADDR --grpc ADDR --public-url URL` serves REST on
+//!   `--http` and gRPC (`PortRegistry`, `StateFeed`) on `--grpc`; prints
+//!   `listening on HTTP_ADDR` then `grpc listening on GRPC_ADDR` once both are bound.
 //! - `tenet-netapi bootstrap --db URL --password PW [--public-url URL]` creates the admin
 //!   user and project (idempotent) and prints an openrc for them.
 
@@ -8,12 +10,19 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tenet_netapi::grpc::{serve_grpc, stopped};
 use tenet_netapi::identity::{bootstrap, openrc};
+use tenet_netapi::neutron::networks::assign_missing_segments;
+use tenet_netapi::store::StoreOptions;
 use tenet_netapi::{serve, Config, Store};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "tenet-netapi", version, about = "tenet network API (Keystone and Neutron subsets over REST)")]
+#[command(
+    name = "tenet-netapi",
+    version,
+    about = "tenet network API (Keystone and Neutron subsets over REST, gRPC for services)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the REST API.
+    /// Serve the REST and gRPC APIs.
     Serve {
         /// Database: sqlite://PATH (created and migrated on first start) or postgres://USER:PW@HOST/DB.
         #[arg(long, default_value = "sqlite://tenet-netapi.db")]
@@ -29,6 +38,13 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9696")]
         http: SocketAddr,
+        /// Address the gRPC services listen on.
+        #[arg(long, default_value = "127.0.0.1:9697")]
+        grpc: SocketAddr,
+        /// SQLite: fsync every commit (synchronous=FULL). The default (WAL, synchronous=NORMAL)
+        /// survives the process being killed; FULL also survives power loss.
+        #[arg(long)]
+        sqlite_sync_full: bool,
         /// URL clients reach this server at (catalog and links); default http://<--http>.
         #[arg(long)]
         public_url: Option<String>,
@@ -81,15 +97,54 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { db, http, public_url, region, token_ttl, compute_url, image_url, log_json } => {
+        Command::Serve {
+            db,
+            http,
+            grpc,
+            sqlite_sync_full,
+            public_url,
+            region,
+            token_ttl,
+            compute_url,
+            image_url,
+            log_json,
+        } => {
             init_logging(log_json);
-            let store = Store::open(&db).await.with_context(|| format!("opening database {db}"))?;
+            let opts = StoreOptions { sqlite_synchronous_full: sqlite_sync_full };
+            let store = Store::open_with(&db, &opts).await.with_context(|| format!("opening database {db}"))?;
+            assign_missing_segments(&store).await.map_err(|e| anyhow::anyhow!("assigning network segments: {e}"))?;
             let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding {http}"))?;
+            let grpc_listener =
+                tokio::net::TcpListener::bind(grpc).await.with_context(|| format!("binding {grpc} (gRPC)"))?;
             let local = listener.local_addr()?;
+            let grpc_local = grpc_listener.local_addr()?;
             let mut config = Config::new(&public_url.unwrap_or_else(|| format!("http://{local}")));
             config.region = region;
             config.token_ttl_secs = token_ttl;
@@ -99,13 +154,19 @@ async fn main() -> anyhow::Result<()> {
             if let Some(u) = image_url {
                 config.image_url = u;
             }
-            tracing::info!(addr = %local, public_url = %config.public_url, "tenet-netapi listening");
-            // The line tests wait for; printed once the socket is bound.
+            tracing::info!(addr = %local, grpc = %grpc_local, public_url = %config.public_url, "tenet-netapi listening");
+            // The lines tests wait for; printed once the sockets are bound.
             println!("listening on {local}");
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            serve(listener, store.clone(), config, shutdown).await.context("serving")?;
+            println!("grpc listening on {grpc_local}");
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let grpc_task = tokio::spawn(serve_grpc(grpc_listener, store.clone(), stop_rx.clone()));
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = stop_tx.send(true);
+            });
+            serve(listener, store.clone(), config, stopped(stop_rx)).await.context("serving")?;
+            grpc_task.await.context("gRPC server task")?.context("serving gRPC")?;
             store.close().await;
         }
         Command::Bootstrap { db, password, username, project, public_url, region } => {

@@ -8,15 +8,29 @@
 //!
 //! Resource tables keep searchable columns plus the whole API object as JSON text
 //! in `body`; the SQL is written with `$N` placeholders, which both engines accept.
+//!
+//! The change feed reads from here too: [`Store::snapshot`] (every network object,
+//! consistent at one revision, read in one transaction), [`Store::changes_after`],
+//! and [`Store::subscribe`], which wakes when a write transaction commits.
+//!
+//! SQLite runs in WAL mode with `synchronous = NORMAL` by default: a commit is in the
+//! WAL file (the OS page cache) when `COMMIT` returns, so it survives the process being
+//! killed (`kill -9`); only an OS crash or power loss can lose the last commits, never
+//! leaving a partial one. `StoreOptions::sqlite_synchronous_full` makes every commit
+//! reach the disk. Writers are serialised in-process by an async mutex before `BEGIN`,
+//! so they queue in order instead of polling SQLite's busy handler.
 
 use std::borrow::Cow;
 use std::ops::{Deref, DerefMut};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +69,40 @@ impl StoreError {
 }
 
 /// The migrations, embedded in the binary. Each works on SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "bindings feed", include_str!("../migrations/0002_bindings_feed.sql")),
+];
+
+/// The object kinds of the desired state, with their tables, in the order a snapshot
+/// lists them (what an object refers to comes before it). Port bindings follow the ports.
+pub const STATE_KINDS: &[(&str, &str)] = &[
+    ("network", "networks"),
+    ("subnet", "subnets"),
+    ("security_group", "security_groups"),
+    ("security_group_rule", "security_group_rules"),
+    ("port", "ports"),
+    ("port_pair", "port_pairs"),
+    ("port_pair_group", "port_pair_groups"),
+    ("flow_classifier", "flow_classifiers"),
+    ("port_chain", "port_chains"),
+];
+
+/// Which database engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite (one file, one process).
+    Sqlite,
+    /// PostgreSQL (possibly shared by several netapi replicas).
+    Postgres,
+}
+
+/// How to open a store.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// SQLite: `synchronous = FULL` (every commit fsynced) instead of `NORMAL`.
+    pub sqlite_synchronous_full: bool,
+}
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
@@ -83,27 +130,62 @@ pub fn iso8601(unix: i64) -> String {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    engine: Engine,
+    /// SQLite only: held by the one write transaction in flight.
+    write_lock: Option<Arc<Mutex<()>>>,
+    /// The highest revision committed through this store (feed subscribers wait on it).
+    committed: Arc<watch::Sender<i64>>,
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`) and
     /// applies the migrations that are not yet applied.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with options.
+    pub async fn open_with(url: &str, opts: &StoreOptions) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (url, max) = if let Some(rest) = url.strip_prefix("sqlite:") {
+        let (url, max, engine) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let sep = if rest.contains('?') { '&' } else { '?' };
             let url = if rest.contains("mode=") { url.to_string() } else { format!("{url}{sep}mode=rwc") };
-            (url, 4)
+            (url, 4, Engine::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (url.to_string(), 8)
+            (url.to_string(), 8, Engine::Postgres)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool = AnyPoolOptions::new().max_connections(max).connect_with(options).await?;
-        let store = Store { pool };
+        let mut pool_options = AnyPoolOptions::new().max_connections(max);
+        if engine == Engine::Sqlite {
+            // WAL is a property of the file: set it once, on one connection, before the pool opens more.
+            let mut conn = AnyConnection::connect_with(&options).await?;
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            conn.close().await?;
+            let sync =
+                if opts.sqlite_synchronous_full { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+            pool_options = pool_options.after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(sync).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        let write_lock = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let (committed, _) = watch::channel(0);
+        let store = Store { pool, engine, write_lock, committed: Arc::new(committed) };
         store.migrate().await?;
+        let revision = store.revision().await?;
+        store.committed.send_replace(revision);
+        tracing::debug!(?engine, revision, "store opened");
         Ok(store)
+    }
+
+    /// The engine this store runs on.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Applies the embedded migrations.
@@ -130,13 +212,127 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Waits for the right to write (SQLite: one writer at a time, in arrival order;
+    /// PostgreSQL: no wait, the revision row lock orders writers). Hold the guard across a
+    /// write that is not a [`WriteTx`] (issuing a token) so it does not contend with one.
+    pub async fn write_guard(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Starts a write transaction: bumps the global revision first.
+    ///
+    /// The bump also orders commits: the next writer cannot take its revision before this
+    /// transaction ends (SQLite: the in-process writer lock and the database lock;
+    /// PostgreSQL: the lock on the revision row), so revisions commit in increasing order
+    /// and a reader that sees revision `r` committed sees every revision below it too.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let guard = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
         let revision: i64 =
             sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
-        Ok(WriteTx { tx, revision, seq: 0, now: now_unix() })
+        Ok(WriteTx { tx, revision, seq: 0, now: now_unix(), committed: self.committed.clone(), _guard: guard })
+    }
+
+    /// A receiver of the highest revision committed through this store; it changes after
+    /// every commit. (Writes by other replicas sharing a PostgreSQL database do not show
+    /// here: feed readers also poll.)
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// Revisions at or below this may have been pruned from the change log.
+    pub async fn log_floor(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT value FROM change_log_floor WHERE id = 1").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// Prunes the change log up to `revision` (clamped to the current revision) and raises
+    /// the floor to it, atomically. Returns the number of change rows removed.
+    pub async fn compact_changes(&self, revision: i64) -> Result<u64, StoreError> {
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        let current: i64 =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        let upto = revision.min(current);
+        let removed =
+            sqlx::query("DELETE FROM changes WHERE revision <= $1").bind(upto).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("UPDATE change_log_floor SET value = $1 WHERE id = 1 AND value < $1")
+            .bind(upto)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(upto, removed, "change log compacted");
+        Ok(removed)
+    }
+
+    /// Every object of the desired state ([`STATE_KINDS`] and port bindings), read in one
+    /// transaction, with the revision it is consistent at.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            // One snapshot for every statement of the transaction (SQLite's read transaction already is one).
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        }
+        let revision: i64 =
+            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        let mut objects = Vec::new();
+        for (kind, table) in STATE_KINDS {
+            let sql = format!("SELECT id, project_id, body FROM {table} ORDER BY rev, id");
+            for r in sqlx::query(&sql).fetch_all(&mut *tx).await? {
+                objects.push(StateObject {
+                    kind: (*kind).to_string(),
+                    id: r.try_get(0)?,
+                    project_id: r.try_get(1)?,
+                    body: r.try_get(2)?,
+                });
+            }
+            if *kind == "port" {
+                let rows = sqlx::query(
+                    "SELECT b.port_id, b.host, p.project_id, b.body FROM port_bindings b \
+                     JOIN ports p ON p.id = b.port_id ORDER BY b.port_id, b.host",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in rows {
+                    let port_id: String = r.try_get(0)?;
+                    let host: String = r.try_get(1)?;
+                    let id = format!("{port_id}/{host}");
+                    let mut body = parse_body("port_bindings", &id, r.try_get(3)?)?;
+                    body["port_id"] = Value::String(port_id);
+                    objects.push(StateObject {
+                        kind: "port_binding".into(),
+                        id,
+                        project_id: r.try_get(2)?,
+                        body: body.to_string(),
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Snapshot { revision, objects })
+    }
+
+    /// The changes of the revisions after `revision`, oldest first, whole revisions only:
+    /// about `limit` rows (more when one revision alone has more).
+    pub async fn changes_after(&self, revision: i64, limit: i64) -> Result<Vec<RawChange>, StoreError> {
+        const COLS: &str = "SELECT revision, seq, kind, op, id, project_id, body FROM changes";
+        let limit = limit.max(1);
+        let sql = format!("{COLS} WHERE revision > $1 ORDER BY revision, seq LIMIT $2");
+        let mut out = raw_changes(sqlx::query(&sql).bind(revision).bind(limit).fetch_all(&self.pool).await?)?;
+        if out.len() as i64 == limit {
+            // The last revision may continue beyond the limit.
+            let last = out.last().map(|c| c.revision).unwrap_or(revision);
+            if out.first().map(|c| c.revision) == Some(last) {
+                let sql = format!("{COLS} WHERE revision = $1 ORDER BY seq");
+                out = raw_changes(sqlx::query(&sql).bind(last).fetch_all(&self.pool).await?)?;
+            } else {
+                out.retain(|c| c.revision != last);
+            }
+        }
+        Ok(out)
     }
 
     /// The current global revision.
@@ -191,6 +387,63 @@ pub struct Change {
     pub body: Value,
 }
 
+/// One logged change with its body as stored (JSON text), for the change feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawChange {
+    /// The global revision of the transaction that made the change.
+    pub revision: i64,
+    /// Order within the revision.
+    pub seq: i64,
+    /// The object's kind.
+    pub kind: String,
+    /// `put` or `delete`.
+    pub op: String,
+    /// The object's id.
+    pub id: String,
+    /// The project owning the object.
+    pub project_id: String,
+    /// The object as JSON text.
+    pub body: String,
+}
+
+fn raw_changes(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<RawChange>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            Ok(RawChange {
+                revision: r.try_get(0)?,
+                seq: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                op: r.try_get(3)?,
+                id: r.try_get(4)?,
+                project_id: r.try_get(5)?,
+                body: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// One object of a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateObject {
+    /// The object's kind (as in the change log).
+    pub kind: String,
+    /// The object's id.
+    pub id: String,
+    /// The project owning it.
+    pub project_id: String,
+    /// The object as JSON text.
+    pub body: String,
+}
+
+/// The whole desired state at one revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The revision the objects are consistent at.
+    pub revision: i64,
+    /// The objects, in [`STATE_KINDS`] order.
+    pub objects: Vec<StateObject>,
+}
+
 /// The value of an extra column of a resource row.
 #[derive(Clone, Debug)]
 pub enum Col {
@@ -202,10 +455,13 @@ pub enum Col {
 
 /// A write transaction holding the next global revision.
 pub struct WriteTx {
+    // Declared first so that, dropped uncommitted, it rolls back before the writer lock is released.
     tx: Transaction<'static, Any>,
     revision: i64,
     seq: i64,
     now: i64,
+    committed: Arc<watch::Sender<i64>>,
+    _guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Deref for WriteTx {
@@ -232,9 +488,17 @@ impl WriteTx {
         self.now
     }
 
-    /// Commits every write of the transaction.
+    /// Commits every write of the transaction and wakes the feed's subscribers.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        let WriteTx { tx, revision, committed, _guard, .. } = self;
+        tx.commit().await?;
+        committed.send_if_modified(|v| {
+            let newer = *v < revision;
+            if newer {
+                *v = revision;
+            }
+            newer
+        });
         Ok(())
     }
 

@@ -4,7 +4,6 @@
 //! read from the switch itself. `GET /v1/openapi.json` describes every route.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +15,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tenet_topology::{fmt_dpid, parse_dpid, parse_mac, Dpid, Host, Path, Switch, Topology};
+use tenet_topology::{fmt_dpid, Dpid};
 use tokio::net::TcpListener;
 
 use crate::network::Network;
-use crate::session::{Registry, SwitchHandle};
+use crate::query::{self, QueryError, SwitchView};
+use crate::session::Registry;
+use crate::wire::of13;
 use crate::wire::of13::multipart::{FlowStatsRequest, MultipartReply, MultipartRequest};
-use crate::wire::of13::{self, role};
 use crate::wire::OFP13;
 
 /// The OpenAPI document served at `/v1/openapi.json`.
@@ -45,6 +45,15 @@ impl ApiError {
     }
     fn not_found(msg: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Invalid(msg) => ApiError::bad_request(msg),
+            QueryError::NotFound(msg) => ApiError::not_found(msg),
+        }
     }
 }
 
@@ -92,67 +101,51 @@ async fn openapi() -> Response {
 }
 
 fn dpid_arg(text: &str) -> Result<Dpid, ApiError> {
-    parse_dpid(text).map_err(|e| ApiError::bad_request(format!("bad datapath id {text:?}: {e}")))
+    Ok(query::dpid_arg(text)?)
 }
 
-fn role_name(r: u32) -> &'static str {
-    match r {
-        role::MASTER => "master",
-        role::SLAVE => "slave",
-        _ => "equal",
-    }
-}
-
-fn switch_json(sw: Option<&Switch>, handle: Option<&SwitchHandle>, dpid: Dpid) -> Value {
-    let ports: Vec<Value> = sw.map(|s| s.ports.values().map(|p| json!(p)).collect()).unwrap_or_default();
+fn switch_json(v: &SwitchView) -> Value {
+    let ports: Vec<Value> = v.switch.as_ref().map(|s| s.ports.values().map(|p| json!(p)).collect()).unwrap_or_default();
+    let handle = v.handle.as_ref();
     json!({
-        "dpid": fmt_dpid(dpid),
+        "dpid": fmt_dpid(v.dpid),
         "ports": ports,
-        "drained": sw.is_some_and(|s| s.drained),
+        "drained": v.drained(),
         "connected": handle.is_some(),
         "connection": handle.map(|h| json!({
             "peer": h.info.peer.to_string(),
-            "version": if h.info.version == OFP13 { "1.3" } else { "1.0" },
+            "version": query::version_name(h.info.version),
         })),
         "features": handle.map(|h| json!({
             "n_buffers": h.info.n_buffers,
             "n_tables": h.info.n_tables,
             "capabilities": h.info.capabilities,
         })),
-        "role": role_name(handle.map_or(role::EQUAL, SwitchHandle::role)),
+        "role": query::role_name(v.role()),
     })
 }
 
-fn all_switches(topo: &Topology, registry: &Registry) -> Vec<Value> {
-    let handles = registry.switches();
-    let mut dpids: Vec<Dpid> = topo.switches().map(|s| s.dpid).chain(handles.iter().map(|h| h.info.dpid)).collect();
-    dpids.sort_unstable();
-    dpids.dedup();
-    dpids.into_iter().map(|d| switch_json(topo.switch(d), handles.iter().find(|h| h.info.dpid == d), d)).collect()
+fn all_switches(st: &ApiState) -> Vec<Value> {
+    let views = query::switches(&st.network.topology(), &st.registry);
+    views.iter().map(switch_json).collect()
 }
 
 async fn topology(State(st): State<ApiState>) -> ApiResult {
     let topo = st.network.topology();
-    let switches = all_switches(&topo, &st.registry);
+    let switches: Vec<Value> = query::switches(&topo, &st.registry).iter().map(switch_json).collect();
     let links: Vec<Value> = topo.links().map(|l| json!(l)).collect();
     let hosts: Vec<Value> = topo.hosts().map(|h| json!(h)).collect();
     Ok(Json(json!({ "switches": switches, "links": links, "hosts": hosts })))
 }
 
 async fn switches(State(st): State<ApiState>) -> ApiResult {
-    let topo = st.network.topology();
-    Ok(Json(Value::Array(all_switches(&topo, &st.registry))))
+    Ok(Json(Value::Array(all_switches(&st))))
 }
 
 async fn switch(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
     let dpid = dpid_arg(&dpid)?;
-    let handle = st.registry.get(dpid);
-    let topo = st.network.topology();
-    let sw = topo.switch(dpid);
-    if sw.is_none() && handle.is_none() {
-        return Err(ApiError::not_found(format!("no switch {}", fmt_dpid(dpid))));
-    }
-    Ok(Json(switch_json(sw, handle.as_ref(), dpid)))
+    let view = query::switch(&st.network.topology(), &st.registry, dpid)?;
+    Ok(Json(switch_json(&view)))
 }
 
 async fn flows(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
@@ -196,17 +189,8 @@ async fn flows(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> Ap
 
 async fn set_drained(st: ApiState, dpid: String, drained: bool) -> ApiResult {
     let dpid = dpid_arg(&dpid)?;
-    let events = {
-        let mut topo = st.network.topology();
-        if topo.switch(dpid).is_none() {
-            return Err(ApiError::not_found(format!("no switch {}", fmt_dpid(dpid))));
-        }
-        topo.set_drained(dpid, drained)
-    };
-    st.network.note(&events);
-    tracing::info!(dpid = %fmt_dpid(dpid), drained, "drain state set through the API");
-    let topo = st.network.topology();
-    Ok(Json(switch_json(topo.switch(dpid), st.registry.get(dpid).as_ref(), dpid)))
+    let view = query::set_drained(&st.network, &st.registry, dpid, drained)?;
+    Ok(Json(switch_json(&view)))
 }
 
 async fn drain(State(st): State<ApiState>, UrlPath(dpid): UrlPath<String>) -> ApiResult {
@@ -235,77 +219,12 @@ struct PathQuery {
     k: Option<usize>,
 }
 
-/// A path endpoint named in a query.
-enum Place {
-    Host(Host),
-    Switch(Dpid),
-}
-
-/// Resolves a MAC, an IP or a dpid. MACs and IPs name hosts; anything else must be a dpid.
-fn resolve(topo: &Topology, text: &str, which: &str) -> Result<Place, ApiError> {
-    if let Ok(mac) = parse_mac(text) {
-        return topo
-            .host(mac)
-            .cloned()
-            .map(Place::Host)
-            .ok_or_else(|| ApiError::not_found(format!("{which}: no host with MAC {text}")));
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return topo
-            .host_by_ip(ip)
-            .cloned()
-            .map(Place::Host)
-            .ok_or_else(|| ApiError::not_found(format!("{which}: no host with IP {text}")));
-    }
-    let dpid = parse_dpid(text).map_err(|_| {
-        ApiError::bad_request(format!("{which}={text:?} is neither a MAC, an IP address nor a datapath id"))
-    })?;
-    topo.switch(dpid)
-        .map(|_| Place::Switch(dpid))
-        .ok_or_else(|| ApiError::not_found(format!("{which}: no switch {text}")))
-}
-
 async fn paths(State(st): State<ApiState>, Query(q): Query<PathQuery>) -> ApiResult {
     let (Some(src), Some(dst)) = (q.src.as_deref(), q.dst.as_deref()) else {
         return Err(ApiError::bad_request("both src and dst are required (host MAC or IP, or a dpid)"));
     };
-    let k = q.k.unwrap_or(2);
-    if k == 0 || k > 64 {
-        return Err(ApiError::bad_request("k must be between 1 and 64"));
-    }
-    let topo = st.network.topology();
-    let (a, b) = (resolve(&topo, src, "src")?, resolve(&topo, dst, "dst")?);
-    let dpid_of = |p: &Place| match p {
-        Place::Host(h) => h.at.dpid,
-        Place::Switch(d) => *d,
-    };
-    let (sa, sb) = (dpid_of(&a), dpid_of(&b));
-    let mut found: Vec<Path> = match q.mode.as_deref().unwrap_or("shortest") {
-        "shortest" => match (&a, &b) {
-            (Place::Host(ha), Place::Host(hb)) => topo.host_path(ha, hb).into_iter().collect(),
-            _ => topo.shortest_path(sa, sb).into_iter().collect(),
-        },
-        "ecmp" => topo.ecmp_paths(sa, sb, k),
-        "disjoint" => topo.disjoint_paths(sa, sb, k),
-        other => return Err(ApiError::bad_request(format!("unknown mode {other:?}: shortest, ecmp or disjoint"))),
-    };
-    // Host ends: the path enters at the source host's port and leaves at the destination's.
-    for p in &mut found {
-        attach_hosts(p, &a, &b);
-    }
-    if found.is_empty() {
-        return Err(ApiError::not_found(format!("no path from {src} to {dst}")));
-    }
+    let found = query::paths(&st.network.topology(), src, dst, q.mode.as_deref(), q.k)?;
     Ok(Json(Value::Array(found.iter().map(|p| json!(p)).collect())))
-}
-
-fn attach_hosts(p: &mut Path, a: &Place, b: &Place) {
-    if let (Some(first), Place::Host(h)) = (p.hops.first_mut(), a) {
-        first.in_port = Some(h.at.port);
-    }
-    if let (Some(last), Place::Host(h)) = (p.hops.last_mut(), b) {
-        last.out_port = Some(h.at.port);
-    }
 }
 
 async fn events(State(st): State<ApiState>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {

@@ -84,6 +84,7 @@ pub async fn versions(State(state): State<AppState>) -> Json<Value> {
 const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
     ("binding-extended", "Port Bindings Extended", "Expose port bindings of a virtual port to external application"),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
     ("security-group", "security-group", "The security groups extension."),
     ("port-security", "Port Security", "Provides port security"),
     ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),

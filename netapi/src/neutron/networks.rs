@@ -1,4 +1,6 @@
-//! Networks.
+//! Networks, each with a segment: a VLAN id (1..4094) the controller tags the network's
+//! traffic with on fabric links, allocated at creation (lowest free) and shown to admins
+//! as Neutron's provider attributes (`provider:network_type`, `provider:segmentation_id`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,7 +17,7 @@ use super::{
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{opt_bool, opt_int, opt_str, opt_str_list, resource_body};
-use crate::store::{list_bodies, Col, StoreError};
+use crate::store::{get_body, list_bodies, Col, Store, StoreError, WriteTx};
 use crate::AppState;
 
 const CREATE_FIELDS: &[&str] = &[
@@ -37,6 +39,99 @@ const UPDATE_FIELDS: &[&str] =
 /// Default MTU: room for a tunnel header on a 1500-byte fabric.
 const DEFAULT_MTU: i64 = 1450;
 
+/// The segment ids networks get.
+const SEGMENTS: std::ops::RangeInclusive<i64> = 1..=4094;
+
+/// The provider attributes, which only admins see (as in Neutron).
+const PROVIDER_ATTRS: &[&str] = &["provider:network_type", "provider:physical_network", "provider:segmentation_id"];
+
+/// The lowest free segment id, in `tx`; 409 when every id is taken.
+async fn allocate_segment(tx: &mut WriteTx) -> ApiResult<i64> {
+    let used: Vec<i64> =
+        sqlx::query("SELECT segmentation_id FROM networks WHERE segmentation_id IS NOT NULL ORDER BY segmentation_id")
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::from)?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?;
+    let mut candidate = *SEGMENTS.start();
+    for u in used {
+        if u == candidate {
+            candidate += 1;
+        } else if u > candidate {
+            break;
+        }
+    }
+    if SEGMENTS.contains(&candidate) {
+        Ok(candidate)
+    } else {
+        Err(ApiError::conflict(
+            "NoNetworkAvailable",
+            "Unable to create the network. No tenant network is available for allocation.",
+        ))
+    }
+}
+
+/// Sets the provider attributes of a network body to segment `seg`.
+fn set_segment(body: &mut Value, seg: i64) {
+    body["provider:network_type"] = json!("vlan");
+    body["provider:physical_network"] = Value::Null;
+    body["provider:segmentation_id"] = json!(seg);
+}
+
+/// A network as `caller` may see it: without the provider attributes unless admin.
+pub fn present(caller: &Caller, mut body: Value) -> Value {
+    if !caller.is_admin() {
+        if let Some(o) = body.as_object_mut() {
+            for k in PROVIDER_ATTRS {
+                o.remove(*k);
+            }
+        }
+    }
+    body
+}
+
+/// Gives a segment to every network that has none (made before segments existed), in
+/// one write transaction; nothing is written when all have one. Returns how many got one.
+pub async fn assign_missing_segments(store: &Store) -> ApiResult<usize> {
+    let missing: i64 = sqlx::query("SELECT COUNT(*) FROM networks WHERE segmentation_id IS NULL")
+        .fetch_one(store.pool())
+        .await
+        .map_err(StoreError::from)?
+        .try_get(0)
+        .map_err(StoreError::from)?;
+    if missing == 0 {
+        return Ok(0);
+    }
+    let mut tx = store.begin_write().await?;
+    let ids: Vec<String> = sqlx::query("SELECT id FROM networks WHERE segmentation_id IS NULL ORDER BY rev, id")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::from)?;
+    for id in &ids {
+        let seg = allocate_segment(&mut tx).await?;
+        let Some(mut net) = get_body(&mut tx, NETWORK.table, id).await? else { continue };
+        sqlx::query("UPDATE networks SET segmentation_id = $1 WHERE id = $2")
+            .bind(seg)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        set_segment(&mut net, seg);
+        touch(&mut net, &tx);
+        tx.update("networks", "network", &net).await?;
+        tracing::info!(network = %id, segment = seg, "segment assigned");
+    }
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
 /// `POST /v2.0/networks`.
 pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
     caller.require_writer()?;
@@ -54,6 +149,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         return Err(ApiError::invalid_input(format!("mtu {mtu} is out of range 68..9000")));
     }
     let mut tx = state.store.begin_write().await?;
+    let segment = allocate_segment(&mut tx).await?;
     let id = new_id();
     let mut b = standard_attrs(&tx, &id, &project, &obj);
     b.insert("admin_state_up".into(), json!(opt_bool(&obj, "admin_state_up")?.unwrap_or(true)));
@@ -73,11 +169,18 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     b.insert("l2_adjacency".into(), json!(true));
     b.insert("dns_domain".into(), json!(opt_str(&obj, "dns_domain")?.unwrap_or_default()));
     b.insert("qos_policy_id".into(), Value::Null);
-    let body = Value::Object(b);
-    tx.insert("networks", "network", &body, &[("shared", Col::Int(i64::from(shared)))]).await?;
+    let mut body = Value::Object(b);
+    set_segment(&mut body, segment);
+    tx.insert(
+        "networks",
+        "network",
+        &body,
+        &[("shared", Col::Int(i64::from(shared))), ("segmentation_id", Col::Int(segment))],
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(network = %id, project = %project, "network created");
-    Ok(created(NETWORK, body))
+    tracing::info!(network = %id, project = %project, segment, "network created");
+    Ok(created(NETWORK, present(&caller, body)))
 }
 
 /// `GET /v2.0/networks`.
@@ -87,13 +190,14 @@ pub async fn list(
     Query(q): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
-    Ok(list_response(NETWORK, list_visible(&mut conn, NETWORK, &caller).await?, &q))
+    let items = list_visible(&mut conn, NETWORK, &caller).await?.into_iter().map(|n| present(&caller, n)).collect();
+    Ok(list_response(NETWORK, items, &q))
 }
 
 /// `GET /v2.0/networks/{id}`.
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let mut conn = read_conn(&state).await?;
-    Ok(one(NETWORK, fetch(&mut conn, NETWORK, &caller, &id).await?))
+    Ok(one(NETWORK, present(&caller, fetch(&mut conn, NETWORK, &caller, &id).await?)))
 }
 
 /// `PUT /v2.0/networks/{id}`.
@@ -134,7 +238,7 @@ pub async fn update(
     touch(&mut net, &tx);
     tx.update("networks", "network", &net).await?;
     tx.commit().await?;
-    Ok(one(NETWORK, net))
+    Ok(one(NETWORK, present(&caller, net)))
 }
 
 /// `DELETE /v2.0/networks/{id}`: 409 while ports exist; its subnets go with it.

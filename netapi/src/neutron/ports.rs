@@ -5,6 +5,11 @@
 //!
 //! Binding a port to a host decides where its traffic goes, so, as in Neutron,
 //! `binding:host_id`, `binding:profile` and the bindings API are admin-only.
+//!
+//! A binding made by a compute or storage node through gRPC also says where the port
+//! is plugged ([`Placement`]: the bridge's datapath id and the interface name); the
+//! functions shared with the gRPC `PortRegistry` are [`create_in`], [`adopt_in`],
+//! [`add_inactive_binding`], [`activate_in`], [`remove_binding_in`] and [`delete_in`].
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -14,7 +19,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
 
-use super::subnets::{allocate, parse_fixed_ips, release};
+use super::subnets::{allocate, parse_fixed_ips, release, FixedIpRequest};
 use super::{
     apply_name_description, created, fetch, fetch_for_write, list_response, list_visible, new_id, one, read_conn,
     standard_attrs, touch, NETWORK, PORT,
@@ -150,7 +155,31 @@ fn binding_attrs_admin_only(caller: &Caller, obj: &Map<String, Value>) -> ApiRes
     Ok(())
 }
 
-fn binding_body(host: &str, vnic_type: &str, profile: &Value, status: &str) -> Value {
+/// Where a bound port is plugged on its host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The OpenFlow datapath id of the host bridge (None: not known, e.g. bound through REST).
+    pub datapath_id: Option<u64>,
+    /// The port's interface name on that bridge ("" when not known).
+    pub interface_name: String,
+}
+
+impl Placement {
+    /// The placement recorded in a binding's JSON body.
+    pub fn of_binding(binding: &Value) -> Placement {
+        Placement {
+            datapath_id: binding["datapath_id"].as_str().and_then(|d| u64::from_str_radix(d, 16).ok()),
+            interface_name: binding["interface_name"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The datapath id as stored: 16 lower-case hex digits ("" when unknown).
+    pub fn datapath_text(&self) -> String {
+        self.datapath_id.map(|d| format!("{d:016x}")).unwrap_or_default()
+    }
+}
+
+fn binding_body(host: &str, vnic_type: &str, profile: &Value, status: &str, place: &Placement) -> Value {
     json!({
         "host": host,
         "vif_type": if host.is_empty() { "unbound" } else { "ovs" },
@@ -158,6 +187,8 @@ fn binding_body(host: &str, vnic_type: &str, profile: &Value, status: &str) -> V
         "vnic_type": vnic_type,
         "profile": profile,
         "status": status,
+        "datapath_id": place.datapath_id.map(|d| format!("{d:016x}")),
+        "interface_name": place.interface_name,
     })
 }
 
@@ -173,14 +204,20 @@ fn show_binding_on_port(port: &mut Value, binding: &Value) {
 async fn insert_binding(tx: &mut WriteTx, port: &Value, binding: &Value) -> ApiResult<()> {
     let port_id = port["id"].as_str().unwrap_or_default();
     let host = binding["host"].as_str().unwrap_or_default();
-    sqlx::query("INSERT INTO port_bindings (port_id, host, status, body) VALUES ($1, $2, $3, $4)")
-        .bind(port_id.to_string())
-        .bind(host.to_string())
-        .bind(binding["status"].as_str().unwrap_or_default().to_string())
-        .bind(binding.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from)?;
+    let place = Placement::of_binding(binding);
+    sqlx::query(
+        "INSERT INTO port_bindings (port_id, host, status, body, datapath_id, interface_name) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(port_id.to_string())
+    .bind(host.to_string())
+    .bind(binding["status"].as_str().unwrap_or_default().to_string())
+    .bind(binding.to_string())
+    .bind(place.datapath_text())
+    .bind(place.interface_name)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from)?;
     let mut logged = binding.clone();
     logged["port_id"] = json!(port_id);
     tx.record("port_binding", "put", &format!("{port_id}/{host}"), super::project_of(port), &logged).await?;
@@ -204,28 +241,75 @@ async fn delete_binding_row(tx: &mut WriteTx, port: &Value, host: &str) -> ApiRe
 }
 
 /// Makes `host` (empty: none) the port's active binding, replacing the previous active one.
-async fn rebind(tx: &mut WriteTx, port: &mut Value, host: &str, vnic: &str, profile: &Value) -> ApiResult<()> {
+/// `place` None keeps the placement of an existing binding on the same host.
+async fn rebind(
+    tx: &mut WriteTx,
+    port: &mut Value,
+    host: &str,
+    vnic: &str,
+    profile: &Value,
+    place: Option<Placement>,
+) -> ApiResult<()> {
     let port_id = port["id"].as_str().unwrap_or_default().to_string();
-    let old: Vec<String> =
-        sqlx::query("SELECT host FROM port_bindings WHERE port_id = $1 AND (status = 'ACTIVE' OR host = $2)")
+    let old: Vec<(String, String)> =
+        sqlx::query("SELECT host, body FROM port_bindings WHERE port_id = $1 AND (status = 'ACTIVE' OR host = $2)")
             .bind(port_id.clone())
             .bind(host.to_string())
             .fetch_all(&mut **tx)
             .await
             .map_err(StoreError::from)?
             .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)?;
-    for h in old {
+    let mut kept = Placement::default();
+    for (h, body) in old {
+        if h == host {
+            kept = Placement::of_binding(&crate::store::parse_body("port_bindings", &port_id, body)?);
+        }
         delete_binding_row(tx, port, &h).await?;
     }
-    let binding = binding_body(host, vnic, profile, "ACTIVE");
+    let binding = binding_body(host, vnic, profile, "ACTIVE", &place.unwrap_or(kept));
     if !host.is_empty() {
         insert_binding(tx, port, &binding).await?;
     }
     show_binding_on_port(port, &binding);
     Ok(())
+}
+
+/// A port to create (REST `POST /v2.0/ports` or gRPC `RegisterPort`).
+#[derive(Clone, Debug)]
+pub struct NewPort {
+    /// The id to give it (None: a new one).
+    pub id: Option<String>,
+    /// Its network.
+    pub network_id: String,
+    /// The requested owner (None: the caller's project).
+    pub project_id: Option<String>,
+    /// `name` and `description` (standard attributes).
+    pub attrs: Map<String, Value>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// A normalised MAC (None: allocated).
+    pub mac: Option<String>,
+    /// Requested addresses (None: one per IP family).
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    /// Requested security groups (None: the project's default when port security is on).
+    pub security_groups: Option<Vec<String>>,
+    /// Port security (None: the network's setting).
+    pub port_security: Option<bool>,
+    /// Checked `allowed_address_pairs`.
+    pub address_pairs: Value,
+    /// `device_owner`.
+    pub device_owner: String,
+    /// `device_id`.
+    pub device_id: String,
+    /// `binding:vnic_type`.
+    pub vnic_type: String,
+    /// `binding:profile` (an object).
+    pub profile: Value,
+    /// The host to bind to (None: unbound) and where the port is plugged there.
+    pub binding: Option<(String, Placement)>,
 }
 
 /// `POST /v2.0/ports`.
@@ -234,41 +318,62 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     let obj = resource_body(&body, "port", CREATE_FIELDS)?;
     binding_attrs_admin_only(&caller, &obj)?;
     let network_id = opt_str(&obj, "network_id")?.ok_or_else(|| ApiError::bad_request("network_id is required"))?;
-    let requested_ips = obj.get("fixed_ips").filter(|v| !v.is_null()).map(parse_fixed_ips).transpose()?;
-    let requested_mac = opt_str(&obj, "mac_address")?.map(|m| parse_mac(&m)).transpose()?;
-    let requested_groups = opt_str_list(&obj, "security_groups")?;
-    let pairs = obj
+    let fixed_ips = obj.get("fixed_ips").filter(|v| !v.is_null()).map(parse_fixed_ips).transpose()?;
+    let mac = opt_str(&obj, "mac_address")?.map(|m| parse_mac(&m)).transpose()?;
+    let security_groups = opt_str_list(&obj, "security_groups")?;
+    let address_pairs = obj
         .get("allowed_address_pairs")
         .filter(|v| !v.is_null())
         .map(check_address_pairs)
         .transpose()?
         .unwrap_or(json!([]));
-    let device_owner = opt_str(&obj, "device_owner")?.unwrap_or_default();
     let profile = obj.get("binding:profile").filter(|v| !v.is_null()).cloned().unwrap_or(json!({}));
     if !profile.is_object() {
         return Err(ApiError::invalid_input("binding:profile must be a dictionary"));
     }
-    let vnic = opt_str(&obj, "binding:vnic_type")?.unwrap_or_else(|| "normal".into());
-
+    let req = NewPort {
+        id: None,
+        network_id,
+        project_id: opt_str(&obj, "project_id")?.or(opt_str(&obj, "tenant_id")?),
+        admin_state_up: opt_bool(&obj, "admin_state_up")?.unwrap_or(true),
+        mac,
+        fixed_ips,
+        security_groups,
+        port_security: opt_bool(&obj, "port_security_enabled")?,
+        address_pairs,
+        device_owner: opt_str(&obj, "device_owner")?.unwrap_or_default(),
+        device_id: opt_str(&obj, "device_id")?.unwrap_or_default(),
+        vnic_type: opt_str(&obj, "binding:vnic_type")?.unwrap_or_else(|| "normal".into()),
+        profile,
+        binding: opt_str(&obj, "binding:host_id")?.filter(|h| !h.is_empty()).map(|h| (h, Placement::default())),
+        attrs: obj,
+    };
     let mut tx = state.store.begin_write().await?;
-    let network = fetch(&mut tx, NETWORK, &caller, &network_id).await?;
-    let project = caller.owning_project(opt_str(&obj, "project_id")?.or(opt_str(&obj, "tenant_id")?).as_deref())?;
-    let port_security = opt_bool(&obj, "port_security_enabled")?
-        .unwrap_or_else(|| network["port_security_enabled"].as_bool().unwrap_or(true));
-    let groups = match requested_groups {
-        Some(ids) => check_groups(&mut tx, &caller, &ids).await?,
-        None if port_security => vec![super::secgroups::ensure_default(&mut tx, &project).await?],
+    let body = create_in(&mut tx, &caller, req).await?;
+    tx.commit().await?;
+    Ok(created(PORT, body))
+}
+
+/// Creates a port in `tx` (its addresses, groups and binding with it) and logs it once.
+pub async fn create_in(tx: &mut WriteTx, caller: &Caller, req: NewPort) -> ApiResult<Value> {
+    let network_id = req.network_id.clone();
+    let network = fetch(tx, NETWORK, caller, &network_id).await?;
+    let project = caller.owning_project(req.project_id.as_deref())?;
+    let port_security = req.port_security.unwrap_or_else(|| network["port_security_enabled"].as_bool().unwrap_or(true));
+    let groups = match &req.security_groups {
+        Some(ids) => check_groups(tx, caller, ids).await?,
+        None if port_security => vec![super::secgroups::ensure_default(tx, &project).await?],
         None => vec![],
     };
-    if !port_security && (!groups.is_empty() || pairs.as_array().is_some_and(|a| !a.is_empty())) {
+    if !port_security && (!groups.is_empty() || req.address_pairs.as_array().is_some_and(|a| !a.is_empty())) {
         return Err(ApiError::conflict(
             "PortSecurityAndIPRequiredForSecurityGroups",
             "Port security must be enabled and port must have an IP address in order to use security groups.",
         ));
     }
-    let mac = match requested_mac {
+    let mac = match req.mac {
         Some(mac) => {
-            if mac_in_use(&mut tx, &network_id, &mac).await? {
+            if mac_in_use(tx, &network_id, &mac).await? {
                 return Err(ApiError::conflict(
                     "MacAddressInUse",
                     format!("Unable to complete operation for network {network_id}. The mac address {mac} is in use."),
@@ -280,7 +385,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
             let mut found = None;
             for _ in 0..16 {
                 let mac = random_mac();
-                if !mac_in_use(&mut tx, &network_id, &mac).await? {
+                if !mac_in_use(tx, &network_id, &mac).await? {
                     found = Some(mac);
                     break;
                 }
@@ -293,17 +398,17 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
             })?
         }
     };
-    let id = new_id();
-    let mut b = standard_attrs(&tx, &id, &project, &obj);
+    let id = req.id.unwrap_or_else(new_id);
+    let mut b = standard_attrs(tx, &id, &project, &req.attrs);
     b.insert("network_id".into(), json!(network_id));
     b.insert("mac_address".into(), json!(mac));
-    b.insert("admin_state_up".into(), json!(opt_bool(&obj, "admin_state_up")?.unwrap_or(true)));
+    b.insert("admin_state_up".into(), json!(req.admin_state_up));
     b.insert("status".into(), json!("DOWN"));
-    b.insert("device_owner".into(), json!(device_owner));
-    b.insert("device_id".into(), json!(opt_str(&obj, "device_id")?.unwrap_or_default()));
+    b.insert("device_owner".into(), json!(req.device_owner));
+    b.insert("device_id".into(), json!(req.device_id));
     b.insert("security_groups".into(), json!(groups));
     b.insert("port_security_enabled".into(), json!(port_security));
-    b.insert("allowed_address_pairs".into(), pairs);
+    b.insert("allowed_address_pairs".into(), req.address_pairs);
     b.insert("extra_dhcp_opts".into(), json!([]));
     b.insert("ip_allocation".into(), json!("immediate"));
     b.insert("dns_name".into(), json!(""));
@@ -313,7 +418,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     b.insert("qos_network_policy_id".into(), Value::Null);
     b.insert("resource_request".into(), Value::Null);
     let mut body = Value::Object(b);
-    show_binding_on_port(&mut body, &binding_body("", &vnic, &profile, "ACTIVE"));
+    show_binding_on_port(&mut body, &binding_body("", &req.vnic_type, &req.profile, "ACTIVE", &Placement::default()));
     // The row goes in first (allocations and bindings refer to it); the final update logs it once.
     tx.insert_unlogged(
         "ports",
@@ -321,16 +426,73 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         &[("network_id", Col::Text(network_id.clone())), ("mac_address", Col::Text(mac))],
     )
     .await?;
-    let router_port = device_owner.starts_with("network:router");
-    body["fixed_ips"] = json!(allocate(&mut tx, &network_id, &id, requested_ips.as_deref(), router_port).await?);
-    set_port_groups(&mut tx, &id, &groups).await?;
-    if let Some(host) = opt_str(&obj, "binding:host_id")?.filter(|h| !h.is_empty()) {
-        rebind(&mut tx, &mut body, &host, &vnic, &profile).await?;
+    let router_port = req.device_owner.starts_with("network:router");
+    body["fixed_ips"] = json!(allocate(tx, &network_id, &id, req.fixed_ips.as_deref(), router_port).await?);
+    set_port_groups(tx, &id, &groups).await?;
+    if let Some((host, place)) = req.binding {
+        rebind(tx, &mut body, &host, &req.vnic_type, &req.profile, Some(place)).await?;
     }
     tx.update("ports", "port", &body).await?;
-    tx.commit().await?;
-    tracing::info!(port = %id, network = %network_id, project = %project, "port created");
-    Ok(created(PORT, body))
+    tracing::info!(port = %id, network = %network_id, project = %project, revision = tx.revision(), "port created");
+    Ok(body)
+}
+
+/// What [`adopt_in`] changes on an existing port.
+#[derive(Clone, Debug, Default)]
+pub struct Adoption {
+    /// The network the caller believes the port is on (checked; empty: not checked).
+    pub network_id: String,
+    /// The MAC the caller's interface has (checked; None: not checked).
+    pub mac: Option<String>,
+    /// New addresses (None: unchanged).
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    /// New `device_id` (None: unchanged).
+    pub device_id: Option<String>,
+    /// New `device_owner` (None: unchanged).
+    pub device_owner: Option<String>,
+    /// The host that becomes the active binding, with its placement and vnic type.
+    pub binding: Option<(String, Placement, String)>,
+}
+
+/// Adopts the existing port `port` (as stored) in `tx`: checks network and MAC, applies the
+/// device attributes and addresses, makes the given binding active, and logs the port.
+pub async fn adopt_in(tx: &mut WriteTx, mut port: Value, req: Adoption) -> ApiResult<Value> {
+    let id = port["id"].as_str().unwrap_or_default().to_string();
+    let network_id = port["network_id"].as_str().unwrap_or_default().to_string();
+    if !req.network_id.is_empty() && req.network_id != network_id {
+        return Err(ApiError::conflict(
+            "PortNetworkMismatch",
+            format!("Port {id} is on network {network_id}, not {}.", req.network_id),
+        ));
+    }
+    if let Some(mac) = &req.mac {
+        if port["mac_address"].as_str() != Some(mac.as_str()) {
+            return Err(ApiError::conflict(
+                "PortMacMismatch",
+                format!("Port {id} has MAC {}, not {mac}.", port["mac_address"].as_str().unwrap_or_default()),
+            ));
+        }
+    }
+    if let Some(v) = req.device_id {
+        port["device_id"] = json!(v);
+    }
+    if let Some(v) = req.device_owner {
+        port["device_owner"] = json!(v);
+    }
+    if let Some(reqs) = req.fixed_ips {
+        release(tx, &id).await?;
+        let router_port = port["device_owner"].as_str().unwrap_or_default().starts_with("network:router");
+        port["fixed_ips"] = json!(allocate(tx, &network_id, &id, Some(&reqs), router_port).await?);
+    }
+    if let Some((host, place, vnic)) = req.binding {
+        let profile = port["binding:profile"].clone();
+        let profile = if profile.is_object() { profile } else { json!({}) };
+        rebind(tx, &mut port, &host, &vnic, &profile, Some(place)).await?;
+    }
+    touch(&mut port, tx);
+    tx.update("ports", "port", &port).await?;
+    tracing::info!(port = %id, network = %network_id, revision = tx.revision(), "port adopted");
+    Ok(port)
 }
 
 /// `GET /v2.0/ports`.
@@ -424,7 +586,7 @@ pub async fn update(
             Some(_) => return Err(ApiError::invalid_input("binding:profile must be a dictionary")),
             None => port["binding:profile"].clone(),
         };
-        rebind(&mut tx, &mut port, &host, &vnic, &profile).await?;
+        rebind(&mut tx, &mut port, &host, &vnic, &profile, None).await?;
     }
     touch(&mut port, &tx);
     tx.update("ports", "port", &port).await?;
@@ -436,12 +598,22 @@ pub async fn update(
 pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin_write().await?;
     let port = fetch_for_write(&mut tx, PORT, &caller, &id).await?;
-    if let Some(owner) = super::sfc::referenced_by(&mut tx, &id).await? {
+    delete_in(&mut tx, &port).await?;
+    tx.commit().await?;
+    tracing::info!(port = %id, project = %caller.project_id, "port deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the stored port `port` in `tx` with its bindings, addresses and group
+/// memberships; 409 while a steering object names it.
+pub async fn delete_in(tx: &mut WriteTx, port: &Value) -> ApiResult<()> {
+    let id = port["id"].as_str().unwrap_or_default().to_string();
+    if let Some(owner) = super::sfc::referenced_by(tx, &id).await? {
         return Err(ApiError::conflict("PortInUse", format!("Port {id} is in use by steering object {owner}.")));
     }
     let hosts: Vec<String> = sqlx::query("SELECT host FROM port_bindings WHERE port_id = $1")
         .bind(id.clone())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(StoreError::from)?
         .iter()
@@ -449,20 +621,19 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
         .collect::<Result<_, _>>()
         .map_err(StoreError::from)?;
     for h in hosts {
-        delete_binding_row(&mut tx, &port, &h).await?;
+        delete_binding_row(tx, port, &h).await?;
     }
-    release(&mut tx, &id).await?;
-    set_port_groups(&mut tx, &id, &[]).await?;
-    tx.delete("ports", "port", &port).await?;
-    tx.commit().await?;
-    tracing::info!(port = %id, project = %caller.project_id, "port deleted");
-    Ok(StatusCode::NO_CONTENT)
+    release(tx, &id).await?;
+    set_port_groups(tx, &id, &[]).await?;
+    tx.delete("ports", "port", port).await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Port bindings (binding-extended).
 
-async fn bindings_of(conn: &mut sqlx::AnyConnection, port_id: &str) -> ApiResult<Vec<Value>> {
+/// The bindings of a port (their JSON bodies), by host.
+pub async fn bindings_of(conn: &mut sqlx::AnyConnection, port_id: &str) -> ApiResult<Vec<Value>> {
     let rows = sqlx::query("SELECT host, body FROM port_bindings WHERE port_id = $1 ORDER BY host")
         .bind(port_id.to_string())
         .fetch_all(conn)
@@ -535,17 +706,32 @@ pub async fn create_binding(
     }
     let mut tx = state.store.begin_write().await?;
     let port = own_port(&mut tx, &caller, &id).await?;
-    if bindings_of(&mut tx, &id).await?.iter().any(|b| b["host"] == json!(host)) {
+    let binding = add_inactive_binding(&mut tx, &port, &host, &vnic, &profile, &Placement::default()).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(json!({ "binding": binding }))).into_response())
+}
+
+/// Adds an INACTIVE binding of the stored port `port` on `host` in `tx`; 409 when the
+/// port already has a binding there.
+pub async fn add_inactive_binding(
+    tx: &mut WriteTx,
+    port: &Value,
+    host: &str,
+    vnic: &str,
+    profile: &Value,
+    place: &Placement,
+) -> ApiResult<Value> {
+    let id = port["id"].as_str().unwrap_or_default();
+    if bindings_of(tx, id).await?.iter().any(|b| b["host"] == json!(host)) {
         return Err(ApiError::conflict(
             "PortBindingAlreadyExists",
             format!("Binding for port {id} on host {host} already exists."),
         ));
     }
-    let binding = binding_body(&host, &vnic, &profile, "INACTIVE");
-    insert_binding(&mut tx, &port, &binding).await?;
-    tx.commit().await?;
-    tracing::info!(port = %id, host = %host, "inactive port binding created");
-    Ok((StatusCode::CREATED, Json(json!({ "binding": binding }))).into_response())
+    let binding = binding_body(host, vnic, profile, "INACTIVE", place);
+    insert_binding(tx, port, &binding).await?;
+    tracing::info!(port = %id, host, datapath = %place.datapath_text(), "inactive port binding created");
+    Ok(binding)
 }
 
 /// `PUT /v2.0/ports/{id}/bindings/{host}/activate` (admin): answers the bare binding.
@@ -556,10 +742,21 @@ pub async fn activate_binding(
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
     let mut tx = state.store.begin_write().await?;
-    let mut port = own_port(&mut tx, &caller, &id).await?;
-    let bindings = bindings_of(&mut tx, &id).await?;
+    let port = own_port(&mut tx, &caller, &id).await?;
+    let (_, active) = activate_in(&mut tx, port, &host).await?;
+    tx.commit().await?;
+    // Neutron answers this member action with the bare binding, not {"binding": ...}; the SDK relies on it.
+    Ok(Json(active))
+}
+
+/// Makes the binding of the stored port `port` on `host` ACTIVE in `tx` (the active one
+/// turns INACTIVE); returns the port as updated and the binding. 404 without a binding
+/// there, 409 when it is already active.
+pub async fn activate_in(tx: &mut WriteTx, mut port: Value, host: &str) -> ApiResult<(Value, Value)> {
+    let id = port["id"].as_str().unwrap_or_default().to_string();
+    let bindings = bindings_of(tx, &id).await?;
     let target =
-        bindings.iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, &host))?.clone();
+        bindings.iter().find(|b| b["host"] == json!(host)).ok_or_else(|| binding_not_found(&id, host))?.clone();
     if target["status"] == json!("ACTIVE") {
         return Err(ApiError::conflict(
             "PortBindingAlreadyActive",
@@ -568,22 +765,20 @@ pub async fn activate_binding(
     }
     for old in bindings.iter().filter(|b| b["status"] == json!("ACTIVE")) {
         let old_host = old["host"].as_str().unwrap_or_default().to_string();
-        delete_binding_row(&mut tx, &port, &old_host).await?;
+        delete_binding_row(tx, &port, &old_host).await?;
         let mut inactive = old.clone();
         inactive["status"] = json!("INACTIVE");
-        insert_binding(&mut tx, &port, &inactive).await?;
+        insert_binding(tx, &port, &inactive).await?;
     }
-    delete_binding_row(&mut tx, &port, &host).await?;
+    delete_binding_row(tx, &port, host).await?;
     let mut active = target;
     active["status"] = json!("ACTIVE");
-    insert_binding(&mut tx, &port, &active).await?;
+    insert_binding(tx, &port, &active).await?;
     show_binding_on_port(&mut port, &active);
-    touch(&mut port, &tx);
+    touch(&mut port, tx);
     tx.update("ports", "port", &port).await?;
-    tx.commit().await?;
-    tracing::info!(port = %id, host = %host, "port binding activated");
-    // Neutron answers this member action with the bare binding, not {"binding": ...}; the SDK relies on it.
-    Ok(Json(active))
+    tracing::info!(port = %id, host, revision = tx.revision(), "port binding activated");
+    Ok((port, active))
 }
 
 /// `DELETE /v2.0/ports/{id}/bindings/{host}` (admin). Deleting the active binding unbinds the port.
@@ -594,21 +789,30 @@ pub async fn delete_binding(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let mut tx = state.store.begin_write().await?;
-    let mut port = own_port(&mut tx, &caller, &id).await?;
-    let binding = bindings_of(&mut tx, &id)
+    let port = own_port(&mut tx, &caller, &id).await?;
+    remove_binding_in(&mut tx, port, &host).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the binding of the stored port `port` on `host` in `tx` (the active one: the
+/// port is unbound); returns the port. 404 without a binding there.
+pub async fn remove_binding_in(tx: &mut WriteTx, mut port: Value, host: &str) -> ApiResult<Value> {
+    let id = port["id"].as_str().unwrap_or_default().to_string();
+    let binding = bindings_of(tx, &id)
         .await?
         .into_iter()
         .find(|b| b["host"] == json!(host))
-        .ok_or_else(|| binding_not_found(&id, &host))?;
-    delete_binding_row(&mut tx, &port, &host).await?;
+        .ok_or_else(|| binding_not_found(&id, host))?;
+    delete_binding_row(tx, &port, host).await?;
     if binding["status"] == json!("ACTIVE") {
         let vnic = port["binding:vnic_type"].as_str().unwrap_or("normal").to_string();
-        show_binding_on_port(&mut port, &binding_body("", &vnic, &json!({}), "ACTIVE"));
-        touch(&mut port, &tx);
+        show_binding_on_port(&mut port, &binding_body("", &vnic, &json!({}), "ACTIVE", &Placement::default()));
+        touch(&mut port, tx);
         tx.update("ports", "port", &port).await?;
     }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(port = %id, host, "port binding removed");
+    Ok(port)
 }
 
 #[cfg(test)]

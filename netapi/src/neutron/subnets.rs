@@ -338,9 +338,12 @@ pub async fn update(
     if obj.contains_key("gateway_ip") {
         gateway = parse_gateway(obj.get("gateway_ip"), &net)?;
         subnet["gateway_ip"] = json!(gateway.map(|g| g.to_string()));
+        // A former gateway address below the hint becomes free.
+        reset_hint(&mut tx, &id).await?;
     }
     if let Some(v) = obj.get("allocation_pools").filter(|v| !v.is_null()) {
         subnet["allocation_pools"] = pools_json(&parse_pools(v, &net, gateway)?, &net);
+        reset_hint(&mut tx, &id).await?;
     } else if obj.contains_key("gateway_ip") {
         // The gateway moved: it must stay out of the existing pools.
         parse_pools(&subnet["allocation_pools"], &net, gateway)?;
@@ -496,7 +499,7 @@ async fn claim(tx: &mut WriteTx, subnet: &Value, ip: &str, port_id: &str, router
     }
     let canonical = addr.to_string();
     let is_gateway = subnet["gateway_ip"].as_str() == Some(canonical.as_str());
-    if (is_gateway && !router_port) || allocated(tx, subnet_id).await?.contains(&canonical) {
+    if (is_gateway && !router_port) || is_allocated(tx, subnet_id, &canonical).await? {
         return Err(ApiError::conflict(
             "IpAddressAlreadyAllocated",
             format!("IP address {canonical} already allocated in subnet {subnet_id}"),
@@ -504,16 +507,6 @@ async fn claim(tx: &mut WriteTx, subnet: &Value, ip: &str, port_id: &str, router
     }
     record_allocation(tx, subnet_id, &canonical, port_id).await?;
     Ok(canonical)
-}
-
-/// The addresses of `subnet_id` already given out.
-async fn allocated(tx: &mut WriteTx, subnet_id: &str) -> ApiResult<HashSet<String>> {
-    let rows = sqlx::query("SELECT ip_address FROM ip_allocations WHERE subnet_id = $1")
-        .bind(subnet_id.to_string())
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(StoreError::from)?;
-    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(|e| StoreError::from(e).into())).collect()
 }
 
 async fn record_allocation(tx: &mut WriteTx, subnet_id: &str, ip: &str, port_id: &str) -> ApiResult<()> {
@@ -527,22 +520,79 @@ async fn record_allocation(tx: &mut WriteTx, subnet_id: &str, ip: &str, port_id:
     Ok(())
 }
 
-/// Allocates the lowest free address of `subnet`'s pools, if any is left.
+/// The allocation hint of `subnet_id` (see `ip_allocation_hints`): every pool address below
+/// it is taken.
+async fn hint(tx: &mut WriteTx, subnet_id: &str) -> ApiResult<Option<u128>> {
+    let row = sqlx::query("SELECT next_ip FROM ip_allocation_hints WHERE subnet_id = $1")
+        .bind(subnet_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(StoreError::from)?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get(0).map_err(StoreError::from)?;
+    Ok(text.parse::<IpAddr>().ok().map(ip_to_u128))
+}
+
+async fn set_hint(tx: &mut WriteTx, subnet_id: &str, next: IpAddr) -> ApiResult<()> {
+    let n = sqlx::query("UPDATE ip_allocation_hints SET next_ip = $1 WHERE subnet_id = $2")
+        .bind(next.to_string())
+        .bind(subnet_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected();
+    if n == 0 {
+        sqlx::query("INSERT INTO ip_allocation_hints (subnet_id, next_ip) VALUES ($1, $2)")
+            .bind(subnet_id.to_string())
+            .bind(next.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// Forgets the allocation hint of a subnet (its pools changed).
+pub async fn reset_hint(tx: &mut WriteTx, subnet_id: &str) -> ApiResult<()> {
+    sqlx::query("DELETE FROM ip_allocation_hints WHERE subnet_id = $1")
+        .bind(subnet_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(())
+}
+
+async fn is_allocated(tx: &mut WriteTx, subnet_id: &str, ip: &str) -> ApiResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2")
+        .bind(subnet_id.to_string())
+        .bind(ip.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(StoreError::from)?
+        .is_some())
+}
+
+/// Allocates the lowest free address of `subnet`'s pools, if any is left. Starts at the
+/// subnet's hint and looks candidates up one by one, so a subnet with many ports costs
+/// one or two lookups per allocation, not a read of every allocation.
 async fn next_free(tx: &mut WriteTx, subnet: &Value, port_id: &str) -> ApiResult<Option<String>> {
     let subnet_id = subnet["id"].as_str().unwrap_or_default().to_string();
     let net = parse_cidr(subnet["cidr"].as_str().unwrap_or_default())?;
-    let taken = allocated(tx, &subnet_id).await?;
+    let floor = hint(tx, &subnet_id).await?.unwrap_or(0);
     let gateway = subnet["gateway_ip"].as_str().map(str::to_string);
     let empty = Vec::new();
     for pool in subnet["allocation_pools"].as_array().unwrap_or(&empty) {
         let (Some(start), Some(end)) = (pool["start"].as_str(), pool["end"].as_str()) else { continue };
         let (s, e) = (ip_to_u128(parse_ip(start)?), ip_to_u128(parse_ip(end)?));
-        let mut n = s;
-        // `taken` bounds the scan: at most |taken| + 1 candidates are looked at per pool.
+        let mut n = s.max(floor);
         while n <= e {
-            let ip = u128_to_ip(n, &net).to_string();
-            if !taken.contains(&ip) && gateway.as_deref() != Some(ip.as_str()) {
+            let addr = u128_to_ip(n, &net);
+            let ip = addr.to_string();
+            if gateway.as_deref() != Some(ip.as_str()) && !is_allocated(tx, &subnet_id, &ip).await? {
                 record_allocation(tx, &subnet_id, &ip, port_id).await?;
+                if n < u128::MAX {
+                    set_hint(tx, &subnet_id, u128_to_ip(n + 1, &net)).await?;
+                }
                 return Ok(Some(ip));
             }
             n += 1;
@@ -551,13 +601,32 @@ async fn next_free(tx: &mut WriteTx, subnet: &Value, port_id: &str) -> ApiResult
     Ok(None)
 }
 
-/// Frees every address of a port.
+/// Frees every address of a port (lowering the subnets' hints to the freed addresses).
 pub async fn release(tx: &mut WriteTx, port_id: &str) -> ApiResult<()> {
+    let rows = sqlx::query("SELECT subnet_id, ip_address FROM ip_allocations WHERE port_id = $1")
+        .bind(port_id.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::from)?;
+    let freed: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)?;
+    if freed.is_empty() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM ip_allocations WHERE port_id = $1")
         .bind(port_id.to_string())
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from)?;
+    for (subnet_id, ip) in freed {
+        let Ok(addr) = ip.parse::<IpAddr>() else { continue };
+        if hint(tx, &subnet_id).await?.is_some_and(|h| ip_to_u128(addr) < h) {
+            set_hint(tx, &subnet_id, addr).await?;
+        }
+    }
     Ok(())
 }
 
