@@ -139,6 +139,21 @@ fn tree_2_3_links_and_hosts_match_mininet() {
     let _serial = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let (p, mut lab, _) = discover("tree,2,3");
     hosts_are_where_mininet_put_them(&p, &mut lab);
+
+    // Flows are read live from the switch: the table-miss flow and the learned ones are there.
+    let (status, flows) = http_get(&p.api, "/v1/switches/0000000000000001/flows").expect("GET flows");
+    assert_eq!(status, 200, "{flows}");
+    let flows = flows.as_array().cloned().unwrap_or_default();
+    let table_miss = flows.iter().find(|f| f["priority"] == 0).expect("table-miss flow on s1");
+    assert_eq!(table_miss["instructions"][0], "apply_actions(output:controller)");
+    assert!(
+        flows.iter().any(|f| f["priority"] == 1 && f["cookie"] == "0x7e7e000000000001"),
+        "no learned flow after pingall: {flows:?}"
+    );
+    let (status, sw) = http_get(&p.api, "/v1/switches/0x1").expect("GET switch");
+    assert_eq!(status, 200);
+    assert_eq!(sw["connection"]["version"], "1.3");
+    assert_eq!(sw["ports"].as_array().map(Vec::len), Some(4), "s1 has 3 downlinks + LOCAL: {sw}");
 }
 
 #[test]
