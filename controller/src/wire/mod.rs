@@ -137,6 +137,30 @@ impl Put for Vec<u8> {
     }
 }
 
+/// Writes a header, then the body, then the length; refuses (and writes nothing) when the
+/// whole message would exceed 65535 bytes. Every nested length is below the total, so only
+/// the total can overflow.
+pub(crate) fn emit_message(
+    version: u8,
+    msg_type: u8,
+    xid: u32,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), WireError> {
+    let start = out.len();
+    out.put_u8(version);
+    out.put_u8(msg_type);
+    out.put_u16(0);
+    out.put_u32(xid);
+    body(out);
+    let Ok(len) = u16::try_from(out.len() - start) else {
+        out.truncate(start);
+        return Err(WireError::bad_len("message longer than 65535 bytes"));
+    };
+    out.patch_u16(start + 2, len);
+    Ok(())
+}
+
 /// Rounds up to a multiple of 8.
 #[inline]
 pub(crate) fn pad8(n: usize) -> usize {

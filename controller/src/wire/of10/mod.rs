@@ -544,57 +544,11 @@ pub struct FlowStatsRequest {
     pub out_port: u16,
 }
 
-/// `ofp_desc_stats`: NUL-padded strings, kept raw (see [`str_of`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescStats {
-    pub mfr_desc: [u8; 256],
-    pub hw_desc: [u8; 256],
-    pub sw_desc: [u8; 256],
-    pub serial_num: [u8; 32],
-    pub dp_desc: [u8; 256],
-}
+/// `ofp_desc_stats` has the same layout in OpenFlow 1.0 and 1.3: one type serves both.
+pub use crate::wire::of13::multipart::DescStats;
 
 /// Length of `ofp_desc_stats`.
 pub const DESC_STATS_LEN: usize = 256 * 4 + 32;
-
-impl DescStats {
-    /// Descriptions from text (truncated to fit, NUL-padded).
-    pub fn new(mfr_desc: &str, hw_desc: &str, sw_desc: &str, serial_num: &str, dp_desc: &str) -> Self {
-        DescStats {
-            mfr_desc: fixed_str(mfr_desc.as_bytes()),
-            hw_desc: fixed_str(hw_desc.as_bytes()),
-            sw_desc: fixed_str(sw_desc.as_bytes()),
-            serial_num: fixed_str(serial_num.as_bytes()),
-            dp_desc: fixed_str(dp_desc.as_bytes()),
-        }
-    }
-
-    fn parse(input: &[u8]) -> PResult<'_, DescStats> {
-        let (input, mfr) = take_n(input, 256, "mfr_desc")?;
-        let (input, hw) = take_n(input, 256, "hw_desc")?;
-        let (input, sw) = take_n(input, 256, "sw_desc")?;
-        let (input, serial) = take_n(input, 32, "serial_num")?;
-        let (input, dp) = take_n(input, 256, "dp_desc")?;
-        Ok((
-            input,
-            DescStats {
-                mfr_desc: fixed_str(mfr),
-                hw_desc: fixed_str(hw),
-                sw_desc: fixed_str(sw),
-                serial_num: fixed_str(serial),
-                dp_desc: fixed_str(dp),
-            },
-        ))
-    }
-
-    fn emit(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.mfr_desc);
-        out.extend_from_slice(&self.hw_desc);
-        out.extend_from_slice(&self.sw_desc);
-        out.extend_from_slice(&self.serial_num);
-        out.extend_from_slice(&self.dp_desc);
-    }
-}
 
 /// Fixed part of `ofp_flow_stats`, before the actions.
 pub const FLOW_STATS_LEN: usize = 88;
@@ -855,19 +809,7 @@ impl Message {
 
     /// Appends the whole message, header included, to `out`.
     pub fn emit(&self, xid: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let start = out.len();
-        out.put_u8(OFP10);
-        out.put_u8(self.msg_type());
-        out.put_u16(0);
-        out.put_u32(xid);
-        self.emit_body(out);
-        let Ok(len) = u16::try_from(out.len() - start) else {
-            // Every nested length is below the total, so only the total can overflow.
-            out.truncate(start);
-            return Err(WireError::bad_len("message longer than 65535 bytes"));
-        };
-        out.patch_u16(start + 2, len);
-        Ok(())
+        crate::wire::emit_message(OFP10, self.msg_type(), xid, out, |o| self.emit_body(o))
     }
 
     /// The message as a fresh buffer.

@@ -296,19 +296,7 @@ impl Message {
 
     /// Appends the whole message, header included, to `out`.
     pub fn emit(&self, xid: u32, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let start = out.len();
-        out.put_u8(OFP13);
-        out.put_u8(self.msg_type());
-        out.put_u16(0);
-        out.put_u32(xid);
-        self.emit_body(out);
-        let Ok(len) = u16::try_from(out.len() - start) else {
-            // Every nested length is below the total, so only the total can overflow.
-            out.truncate(start);
-            return Err(WireError::bad_len("message longer than 65535 bytes"));
-        };
-        out.patch_u16(start + 2, len);
-        Ok(())
+        crate::wire::emit_message(OFP13, self.msg_type(), xid, out, |o| self.emit_body(o))
     }
 
     /// The message as a fresh buffer.
