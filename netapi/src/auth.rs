@@ -7,6 +7,10 @@
 //! is reported as missing (404), never as forbidden. A reader may only read. An
 //! admin sees and changes everything.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sqlx::Row;
@@ -127,9 +131,69 @@ impl Caller {
     }
 }
 
+/// How long a resolved token is trusted without asking the database again.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Past this many entries the cache starts over.
+const TOKEN_CACHE_MAX: usize = 16_384;
+
+/// Tokens resolved in the last few seconds, so that a client's burst of requests costs
+/// two database reads per token, not per request. Revoking a token, or removing a role
+/// assignment or a project, through this process takes effect at once; through another
+/// replica sharing the database, within [`TOKEN_CACHE_TTL`] (5 s).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Instant, Caller)>>,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Caller> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(token).filter(|(until, _)| Instant::now() < *until).map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, token: &str, caller: &Caller, token_expires_at: i64) {
+        // Whole seconds left, minus one for the clock's truncation.
+        let left = u64::try_from(token_expires_at - now_unix() - 1).unwrap_or(0);
+        let ttl = TOKEN_CACHE_TTL.min(Duration::from_secs(left));
+        if ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= TOKEN_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(token.to_string(), (Instant::now() + ttl, caller.clone()));
+        }
+    }
+
+    /// Forgets one token (revoked).
+    pub fn forget(&self, token: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(token);
+        }
+    }
+
+    /// Forgets every token (a role assignment or a project went away).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
 /// Resolves a token into its caller: 401 when the token is unknown or expired, or
-/// when the user no longer holds a role on the token's project.
+/// when the user no longer holds a role on the token's project. Answers from the
+/// [`TokenCache`] when it can.
 pub async fn resolve_token(store: &Store, token: &str) -> Result<Caller, ApiError> {
+    if let Some(caller) = store.token_cache().get(token) {
+        return Ok(caller);
+    }
+    let (caller, expires_at) = resolve_token_uncached(store, token).await?;
+    store.token_cache().put(token, &caller, expires_at);
+    Ok(caller)
+}
+
+async fn resolve_token_uncached(store: &Store, token: &str) -> Result<(Caller, i64), ApiError> {
     let row = sqlx::query(
         "SELECT t.user_id, u.name, t.project_id, t.expires_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1",
     )
@@ -149,18 +213,14 @@ pub async fn resolve_token(store: &Store, token: &str) -> Result<Caller, ApiErro
     let user_name: String = row.try_get(1).map_err(crate::store::StoreError::from)?;
     let project_id: Option<String> = row.try_get(2).map_err(crate::store::StoreError::from)?;
     let Some(project_id) = project_id else {
-        return Ok(Caller {
-            user_id,
-            user_name,
-            project_id: String::new(),
-            project_name: String::new(),
-            role: Role::Reader,
-        });
+        let caller =
+            Caller { user_id, user_name, project_id: String::new(), project_name: String::new(), role: Role::Reader };
+        return Ok((caller, expires_at));
     };
     let (project_name, role) = crate::identity::project_role(store, &user_id, &project_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("The request you have made requires authentication."))?;
-    Ok(Caller { user_id, user_name, project_id, project_name, role })
+    Ok((Caller { user_id, user_name, project_id, project_name, role }, expires_at))
 }
 
 /// The `X-Auth-Token` header of a request.

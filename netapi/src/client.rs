@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{HeaderMap, Method, StatusCode};
+use hyper::HeaderMap;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -24,6 +24,10 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
+
+pub use hyper::{Method, StatusCode};
+/// The gRPC library the clients are built on, for callers that need its types (`Code`, `Streaming`).
+pub use tonic;
 
 use crate::grpc::pb::port_registry_client::PortRegistryClient;
 use crate::grpc::pb::state_feed_client::StateFeedClient;

@@ -294,21 +294,20 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
         .map(|m| m.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let denied = || ApiError::unauthorized("The request you have made requires authentication.");
-    let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
+    // Each read takes a pooled connection only for itself: holding one across another read
+    // (or the slow password check) would starve the pool under concurrent logins.
+    let pool = state.store.pool();
     let user_id = if methods.contains(&"password") {
         let user =
             identity.pointer("/password/user").ok_or_else(|| ApiError::bad_request("password.user is required"))?;
         let password = req_str(user, "password", "password.user")?.to_string();
         let row = if let Some(id) = user.get("id").and_then(Value::as_str) {
-            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *conn)
-                .await
+            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1").bind(id.to_string()).fetch_optional(pool).await
         } else {
             let name = req_str(user, "name", "password.user")?;
             sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
                 .bind(name.to_string())
-                .fetch_optional(&mut *conn)
+                .fetch_optional(pool)
                 .await
         }
         .map_err(StoreError::from)?;
@@ -339,6 +338,7 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
                 id.to_string()
             } else {
                 let name = req_str(p, "name", "scope.project")?;
+                let mut conn = pool.acquire().await.map_err(StoreError::from)?;
                 id_by_name(&mut conn, "projects", name).await?.ok_or_else(denied)?
             };
             if project_role(&state.store, &user_id, &id).await?.is_none() {
@@ -350,9 +350,11 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
     let issued = now_unix();
     let expires = issued + state.config.token_ttl_secs;
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    // Not an object change: no revision, no log; on SQLite it still queues with the writers.
+    let mut tx = state.store.begin_plain_write().await?;
     sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
         .bind(issued - 86_400)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
     sqlx::query("INSERT INTO tokens (id, user_id, project_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
@@ -361,10 +363,10 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
         .bind(project_id.clone())
         .bind(issued)
         .bind(expires)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-    drop(conn);
+    tx.commit().await?;
     let body = token_body(state, &user_id, project_id.as_deref(), issued, expires).await?;
     tracing::info!(user_id, project_id = project_id.as_deref().unwrap_or(""), "token issued");
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
@@ -416,10 +418,11 @@ pub async fn revoke_token(
         return Err(ApiError::forbidden("You may only revoke your own tokens.").keystone());
     }
     sqlx::query("DELETE FROM tokens WHERE id = $1")
-        .bind(subject)
+        .bind(subject.clone())
         .execute(state.store.pool())
         .await
         .map_err(|e| ApiError::from(StoreError::from(e)).keystone())?;
+    state.store.token_cache().forget(&subject);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -526,6 +529,7 @@ pub async fn delete_project(
         let body = get_body(&mut tx, "projects", &id).await?.ok_or_else(|| ApiError::not_found("Project", &id))?;
         tx.delete("projects", "project", &body).await?;
         tx.commit().await?;
+        state.store.token_cache().clear();
         Ok(StatusCode::NO_CONTENT)
     }
     .await)
@@ -630,6 +634,8 @@ pub async fn put_role_assignment(
         get_body(&mut tx, "users", &user).await?.ok_or_else(|| ApiError::not_found("User", &user))?;
         assign_role(&mut tx, &project, &user, role).await?;
         tx.commit().await?;
+        // A cached caller would keep its old role for a few seconds.
+        state.store.token_cache().clear();
         tracing::info!(project, user, role = role.name(), "role assigned");
         Ok(StatusCode::NO_CONTENT)
     }
@@ -659,6 +665,7 @@ pub async fn delete_role_assignment(
         let body = json!({"project_id": project, "user_id": user, "role_id": role});
         tx.record("role_assignment", "delete", &format!("{project}:{user}:{role}"), &project, &body).await?;
         tx.commit().await?;
+        state.store.token_cache().clear();
         Ok(StatusCode::NO_CONTENT)
     }
     .await)

@@ -10,8 +10,11 @@
 //! - [`server`]: the HTTP router and the server loop.
 //! - [`grpc`]: the gRPC services for platform services (`PortRegistry`, `StateFeed`).
 //! - [`client`]: REST and gRPC clients for the services using netapi.
+//! - [`check`]: the database consistency check (`tenet-netapi check`).
+//! - [`writer`]: SQLite's single writer thread.
 
 pub mod auth;
+pub mod check;
 pub mod client;
 pub mod error;
 pub mod grpc;
@@ -20,6 +23,7 @@ pub mod json;
 pub mod neutron;
 pub mod server;
 pub mod store;
+pub mod writer;
 
 use std::sync::Arc;
 

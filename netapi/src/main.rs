@@ -3,6 +3,7 @@
 //! - `tenet-netapi serve --db URL --http ADDR --grpc ADDR --public-url URL` serves REST on
 //!   `--http` and gRPC (`PortRegistry`, `StateFeed`) on `--grpc`; prints
 //!   `listening on HTTP_ADDR` then `grpc listening on GRPC_ADDR` once both are bound.
+//! - `tenet-netapi check --db URL` checks the database's invariants (after a crash, say).
 //! - `tenet-netapi bootstrap --db URL --password PW [--public-url URL]` creates the admin
 //!   user and project (idempotent) and prints an openrc for them.
 
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tenet_netapi::check::check;
 use tenet_netapi::grpc::{serve_grpc, stopped};
 use tenet_netapi::identity::{bootstrap, openrc};
 use tenet_netapi::neutron::networks::assign_missing_segments;
@@ -63,6 +65,12 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
+    },
+    /// Check the database's consistency; print a JSON report, exit 1 when broken.
+    Check {
+        /// Database, as for `serve`.
+        #[arg(long, default_value = "sqlite://tenet-netapi.db")]
+        db: String,
     },
     /// Create the admin user and project and print an openrc.
     Bootstrap {
@@ -168,6 +176,16 @@ async fn main() -> anyhow::Result<()> {
             serve(listener, store.clone(), config, stopped(stop_rx)).await.context("serving")?;
             grpc_task.await.context("gRPC server task")?.context("serving gRPC")?;
             store.close().await;
+        }
+        Command::Check { db } => {
+            init_logging(false);
+            let store = Store::open(&db).await.with_context(|| format!("opening database {db}"))?;
+            let report = check(&store).await.context("checking the database")?;
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.is_consistent() {
+                std::process::exit(1);
+            }
         }
         Command::Bootstrap { db, password, username, project, public_url, region } => {
             init_logging(false);

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::Request;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -16,6 +17,7 @@ use crate::{identity, neutron, AppState, Config, Store};
 
 /// The whole API.
 pub fn router(store: Store, config: Config) -> Router {
+    let writer = store.clone();
     let state = AppState { store, config: Arc::new(config) };
     let keystone = Router::new()
         .route("/", get(identity::get_v3))
@@ -43,8 +45,21 @@ pub fn router(store: Store, config: Config) -> Router {
         .nest("/network/v2.0", network.clone())
         .nest("/v2.0", network)
         .fallback(|| async { ApiError::no_route() })
+        .layer(middleware::from_fn(move |req: Request, next: Next| on_writer(writer.clone(), req, next)))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Runs a write request (any method but GET, HEAD and OPTIONS) where the store runs writes:
+/// on SQLite, its writer thread ([`crate::writer`]); reads stay on the server's runtime.
+async fn on_writer(store: Store, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || !store.has_writer_thread() {
+        return next.run(req).await;
+    }
+    match store.on_writer(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
 
 /// Logs every request with its outcome.

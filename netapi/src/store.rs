@@ -32,6 +32,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
+use crate::auth::TokenCache;
+use crate::writer::WriterThread;
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +54,12 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// The SQLite writer thread could not start.
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
+    /// The SQLite writer thread is gone (the store is shutting down) or a task on it panicked.
+    #[error("the writer thread is gone")]
+    WriterGone,
     /// The database URL names an engine we do not support.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB")]
     UnsupportedUrl(String),
@@ -126,15 +135,43 @@ pub fn iso8601(unix: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
+/// SQLite's writer: the dedicated connection every write transaction uses, and the
+/// thread that opened it and runs write requests ([`crate::writer`]).
+#[derive(Debug)]
+struct Writer {
+    conn: Arc<Mutex<WriterConn>>,
+    thread: WriterThread,
+}
+
+/// The writer connection and whether a transaction is open on it (one dropped without
+/// commit is rolled back before the next one begins).
+#[derive(Debug)]
+pub struct WriterConn {
+    conn: AnyConnection,
+    open: bool,
+}
+
+impl WriterConn {
+    async fn rollback_if_open(&mut self) -> Result<(), StoreError> {
+        if self.open {
+            self.conn.execute("ROLLBACK").await?;
+            self.open = false;
+        }
+        Ok(())
+    }
+}
+
 /// A handle on the database (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
-    /// SQLite only: held by the one write transaction in flight.
-    write_lock: Option<Arc<Mutex<()>>>,
+    /// SQLite only: the one writer.
+    writer: Option<Arc<Writer>>,
     /// The highest revision committed through this store (feed subscribers wait on it).
     committed: Arc<watch::Sender<i64>>,
+    /// Recently resolved tokens.
+    tokens: Arc<TokenCache>,
 }
 
 impl Store {
@@ -159,6 +196,8 @@ impl Store {
         let options: AnyConnectOptions = url.parse()?;
         let mut pool_options = AnyPoolOptions::new().max_connections(max);
         if engine == Engine::Sqlite {
+            // A local file: no connection to go stale, so no ping (one thread hand-off) per acquire.
+            pool_options = pool_options.test_before_acquire(false);
             // WAL is a property of the file: set it once, on one connection, before the pool opens more.
             let mut conn = AnyConnection::connect_with(&options).await?;
             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -172,11 +211,33 @@ impl Store {
                 })
             });
         }
-        let pool = pool_options.connect_with(options).await?;
-        let write_lock = (engine == Engine::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let pool = pool_options.connect_with(options.clone()).await?;
         let (committed, _) = watch::channel(0);
-        let store = Store { pool, engine, write_lock, committed: Arc::new(committed) };
+        let mut store = Store {
+            pool,
+            engine,
+            writer: None,
+            committed: Arc::new(committed),
+            tokens: Arc::new(TokenCache::default()),
+        };
         store.migrate().await?;
+        if engine == Engine::Sqlite {
+            let thread = WriterThread::start().map_err(StoreError::Writer)?;
+            let sync_full = opts.sqlite_synchronous_full;
+            // Opened on the writer thread, so that the connection's own thread shares its CPU.
+            let conn = thread
+                .run(async move {
+                    let mut conn = AnyConnection::connect_with(&options).await?;
+                    conn.execute(if sync_full { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" })
+                        .await?;
+                    Ok::<_, sqlx::Error>(conn)
+                })
+                .await
+                .ok_or(StoreError::WriterGone)??;
+            tracing::debug!(cpu = ?thread.cpu(), "SQLite writer ready");
+            store.writer =
+                Some(Arc::new(Writer { conn: Arc::new(Mutex::new(WriterConn { conn, open: false })), thread }));
+        }
         let revision = store.revision().await?;
         store.committed.send_replace(revision);
         tracing::debug!(?engine, revision, "store opened");
@@ -186,6 +247,11 @@ impl Store {
     /// The engine this store runs on.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The cache of resolved tokens ([`crate::auth::resolve_token`]).
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.tokens
     }
 
     /// Applies the embedded migrations.
@@ -212,29 +278,66 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Waits for the right to write (SQLite: one writer at a time, in arrival order;
-    /// PostgreSQL: no wait, the revision row lock orders writers). Hold the guard across a
-    /// write that is not a [`WriteTx`] (issuing a token) so it does not contend with one.
-    pub async fn write_guard(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
+    /// Runs `fut` where write requests run: on SQLite the writer thread (see
+    /// [`crate::writer`]), on PostgreSQL right here.
+    pub async fn on_writer<F>(&self, fut: F) -> Result<F::Output, StoreError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.thread.run(fut).await.ok_or(StoreError::WriterGone),
+            None => Ok(fut.await),
+        }
+    }
+
+    /// True when write requests should move to the writer thread ([`Store::on_writer`]).
+    pub fn has_writer_thread(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Starts a transaction for a write that is not an API object change (issuing a token,
+    /// pruning the log): no revision, no log. On SQLite it takes the one writer connection.
+    pub async fn begin_plain_write(&self) -> Result<PlainTx, StoreError> {
+        let (conn, janitor, _) = self.begin_tx(false).await?;
+        Ok(PlainTx { conn, janitor })
+    }
+
+    /// Begins a transaction; with `bump`, also takes the next revision (returned).
+    async fn begin_tx(&self, bump: bool) -> Result<(TxConn, Janitor, i64), StoreError> {
+        const BUMP: &str = "UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value";
+        match &self.writer {
+            Some(w) => {
+                let mut guard = w.conn.clone().lock_owned().await;
+                guard.rollback_if_open().await?;
+                let janitor = Janitor { writer: Some((w.conn.clone(), w.thread.handle().clone())) };
+                guard.open = true;
+                // SQLite runs both statements of one query: a thread hand-off saved per transaction.
+                let revision = if bump {
+                    sqlx::query(&format!("BEGIN; {BUMP}")).fetch_one(&mut guard.conn).await?.try_get(0)?
+                } else {
+                    guard.conn.execute("BEGIN").await?;
+                    0
+                };
+                Ok((TxConn::Writer(guard), janitor, revision))
+            }
+            None => {
+                let mut tx = self.pool.begin().await?;
+                let revision = if bump { sqlx::query(BUMP).fetch_one(&mut *tx).await?.try_get(0)? } else { 0 };
+                Ok((TxConn::Pool(tx), Janitor { writer: None }, revision))
+            }
         }
     }
 
     /// Starts a write transaction: bumps the global revision first.
     ///
     /// The bump also orders commits: the next writer cannot take its revision before this
-    /// transaction ends (SQLite: the in-process writer lock and the database lock;
+    /// transaction ends (SQLite: the one writer connection and the database lock;
     /// PostgreSQL: the lock on the revision row), so revisions commit in increasing order
     /// and a reader that sees revision `r` committed sees every revision below it too.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let guard = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE revision SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
-        let revision: i64 =
-            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
-        Ok(WriteTx { tx, revision, seq: 0, now: now_unix(), committed: self.committed.clone(), _guard: guard })
+        let (conn, janitor, revision) = self.begin_tx(true).await?;
+        Ok(WriteTx { conn, janitor, revision, seq: 0, now: now_unix(), committed: self.committed.clone() })
     }
 
     /// A receiver of the highest revision committed through this store; it changes after
@@ -252,10 +355,12 @@ impl Store {
     /// Prunes the change log up to `revision` (clamped to the current revision) and raises
     /// the floor to it, atomically. Returns the number of change rows removed.
     pub async fn compact_changes(&self, revision: i64) -> Result<u64, StoreError> {
-        let _guard = self.write_guard().await;
-        let mut tx = self.pool.begin().await?;
-        let current: i64 =
-            sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        let mut tx = self.begin_plain_write().await?;
+        // Locks the revision row (PostgreSQL): no writer takes a revision meanwhile.
+        let current: i64 = sqlx::query("UPDATE revision SET value = value WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
         let upto = revision.min(current);
         let removed =
             sqlx::query("DELETE FROM changes WHERE revision <= $1").bind(upto).execute(&mut *tx).await?.rows_affected();
@@ -268,14 +373,20 @@ impl Store {
         Ok(removed)
     }
 
+    /// Starts a read-only transaction whose statements all see one snapshot of the database
+    /// (PostgreSQL: REPEATABLE READ; SQLite: a WAL read transaction already is one).
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        }
+        Ok(tx)
+    }
+
     /// Every object of the desired state ([`STATE_KINDS`] and port bindings), read in one
     /// transaction, with the revision it is consistent at.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if self.engine == Engine::Postgres {
-            // One snapshot for every statement of the transaction (SQLite's read transaction already is one).
-            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
-        }
+        let mut tx = self.begin_read().await?;
         let revision: i64 =
             sqlx::query("SELECT value FROM revision WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
         let mut objects = Vec::new();
@@ -453,27 +564,108 @@ pub enum Col {
     Int(i64),
 }
 
+/// The connection of a write transaction.
+enum TxConn {
+    /// A pooled connection in a sqlx transaction (PostgreSQL; rolled back when dropped).
+    Pool(Transaction<'static, Any>),
+    /// The SQLite writer connection, with `BEGIN` issued.
+    Writer(OwnedMutexGuard<WriterConn>),
+}
+
+impl TxConn {
+    fn conn(&mut self) -> &mut AnyConnection {
+        match self {
+            TxConn::Pool(tx) => tx,
+            TxConn::Writer(guard) => &mut guard.conn,
+        }
+    }
+
+    fn conn_ref(&self) -> &AnyConnection {
+        match self {
+            TxConn::Pool(tx) => tx,
+            TxConn::Writer(guard) => &guard.conn,
+        }
+    }
+
+    async fn commit(self, janitor: &mut Janitor) -> Result<(), StoreError> {
+        match self {
+            TxConn::Pool(tx) => tx.commit().await?,
+            TxConn::Writer(mut guard) => {
+                guard.conn.execute("COMMIT").await?;
+                guard.open = false;
+                janitor.writer = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rolls back, soon, a writer transaction dropped without commit (an error answered
+/// mid-transaction), so the database lock is not held until the next write comes.
+struct Janitor {
+    writer: Option<(Arc<Mutex<WriterConn>>, tokio::runtime::Handle)>,
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        if let Some((conn, handle)) = self.writer.take() {
+            handle.spawn(async move {
+                if let Err(e) = conn.lock().await.rollback_if_open().await {
+                    tracing::error!(error = %e, "rolling back an abandoned write transaction failed");
+                }
+            });
+        }
+    }
+}
+
+/// A write transaction that is not an object change ([`Store::begin_plain_write`]);
+/// dropped without [`PlainTx::commit`], it rolls back.
+pub struct PlainTx {
+    conn: TxConn,
+    janitor: Janitor,
+}
+
+impl PlainTx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let PlainTx { conn, mut janitor } = self;
+        conn.commit(&mut janitor).await
+    }
+}
+
+impl Deref for PlainTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        self.conn.conn_ref()
+    }
+}
+
+impl DerefMut for PlainTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.conn.conn()
+    }
+}
+
 /// A write transaction holding the next global revision.
 pub struct WriteTx {
-    // Declared first so that, dropped uncommitted, it rolls back before the writer lock is released.
-    tx: Transaction<'static, Any>,
+    conn: TxConn,
+    janitor: Janitor,
     revision: i64,
     seq: i64,
     now: i64,
     committed: Arc<watch::Sender<i64>>,
-    _guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        self.conn.conn_ref()
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.conn.conn()
     }
 }
 
@@ -490,8 +682,8 @@ impl WriteTx {
 
     /// Commits every write of the transaction and wakes the feed's subscribers.
     pub async fn commit(self) -> Result<(), StoreError> {
-        let WriteTx { tx, revision, committed, _guard, .. } = self;
-        tx.commit().await?;
+        let WriteTx { conn, mut janitor, revision, committed, .. } = self;
+        conn.commit(&mut janitor).await?;
         committed.send_if_modified(|v| {
             let newer = *v < revision;
             if newer {
@@ -522,7 +714,7 @@ impl WriteTx {
         .bind(id.to_string())
         .bind(project_id.to_string())
         .bind(body.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn.conn())
         .await?;
         Ok(())
     }
@@ -549,6 +741,28 @@ impl WriteTx {
         body: &Value,
         extra: &[(&'static str, Col)],
     ) -> Result<(), StoreError> {
+        self.insert_row(table, body, extra, false).await.map(|_| ())
+    }
+
+    /// Like [`WriteTx::insert_unlogged`], but a row breaking a UNIQUE constraint is not
+    /// inserted and not an error (`INSERT ... ON CONFLICT DO NOTHING`): returns whether the
+    /// row went in. One statement instead of a check and an insert.
+    pub async fn insert_unlogged_if_absent(
+        &mut self,
+        table: &'static str,
+        body: &Value,
+        extra: &[(&'static str, Col)],
+    ) -> Result<bool, StoreError> {
+        self.insert_row(table, body, extra, true).await
+    }
+
+    async fn insert_row(
+        &mut self,
+        table: &'static str,
+        body: &Value,
+        extra: &[(&'static str, Col)],
+        if_absent: bool,
+    ) -> Result<bool, StoreError> {
         let (id, project, name) = identity_of(body);
         let mut columns = String::from("id, project_id, name, rev, body");
         let mut values = String::from("$1, $2, $3, $4, $5");
@@ -557,7 +771,8 @@ impl WriteTx {
             columns.push_str(col);
             values.push_str(&format!(", ${}", i + 6));
         }
-        let sql = format!("INSERT INTO {table} ({columns}) VALUES ({values})");
+        let conflict = if if_absent { " ON CONFLICT DO NOTHING" } else { "" };
+        let sql = format!("INSERT INTO {table} ({columns}) VALUES ({values}){conflict}");
         let mut q = sqlx::query(&sql)
             .bind(id.clone())
             .bind(project.clone())
@@ -570,15 +785,14 @@ impl WriteTx {
                 Col::Int(i) => q.bind(*i),
             };
         }
-        q.execute(&mut *self.tx).await?;
-        Ok(())
+        Ok(q.execute(self.conn.conn()).await?.rows_affected() > 0)
     }
 
     /// Replaces a resource row's name and body and logs it.
     pub async fn update(&mut self, table: &'static str, kind: &str, body: &Value) -> Result<(), StoreError> {
         let (id, project, name) = identity_of(body);
         let sql = format!("UPDATE {table} SET name = $1, body = $2 WHERE id = $3");
-        sqlx::query(&sql).bind(name).bind(body.to_string()).bind(id.clone()).execute(&mut *self.tx).await?;
+        sqlx::query(&sql).bind(name).bind(body.to_string()).bind(id.clone()).execute(self.conn.conn()).await?;
         self.record(kind, "put", &id, &project, body).await
     }
 
@@ -586,7 +800,7 @@ impl WriteTx {
     pub async fn delete(&mut self, table: &'static str, kind: &str, body: &Value) -> Result<(), StoreError> {
         let (id, project, _) = identity_of(body);
         let sql = format!("DELETE FROM {table} WHERE id = $1");
-        sqlx::query(&sql).bind(id.clone()).execute(&mut *self.tx).await?;
+        sqlx::query(&sql).bind(id.clone()).execute(self.conn.conn()).await?;
         self.record(kind, "delete", &id, &project, body).await
     }
 }

@@ -5,6 +5,10 @@
 //!
 //! Needs nothing but `python3` with the venv module (Debian: `python3-venv`, which
 //! `labs/setup-host.sh` installs) and PyPI for the first run.
+//!
+//! The servers also serve gRPC ([`NetApi::grpc_url`]), can be killed hard and restarted
+//! on the same database (crash tests), and can run on PostgreSQL ([`NetApi::start_postgres`],
+//! a new database per server, created and dropped with `psql`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,7 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+use serde_json::{json, Value};
+use tenet_netapi::client::{Method, Rest, StatusCode};
 
 use crate::{repo_root, unique_prefix};
 
@@ -74,45 +79,85 @@ fn netapi_binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// A running `tenet-netapi serve` with a bootstrapped admin; stopped (and its
-/// database removed) on drop.
+/// The PostgreSQL server tests use: `TENET_TEST_POSTGRES` (an admin URL whose role may
+/// create databases), by default the one `labs/setup-host.sh` sets up.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TENET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://tenet:tenet@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs one SQL statement on the PostgreSQL admin database with `psql`.
+fn psql(sql: &str) -> anyhow::Result<()> {
+    let admin = postgres_admin_url();
+    let out = Command::new("psql")
+        .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .context("running psql (Debian: postgresql-client; labs/setup-host.sh installs PostgreSQL)")?;
+    if !out.status.success() {
+        bail!(
+            "psql {sql:?} on {admin} failed: {} (run labs/setup-host.sh, or set TENET_TEST_POSTGRES)",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A running `tenet-netapi serve` (REST and gRPC on ephemeral loopback ports) with a
+/// bootstrapped admin; stopped (and its database removed) on drop.
 pub struct NetApi {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
+    db: String,
+    pg_name: Option<String>,
     /// The server's base URL (`http://127.0.0.1:PORT`).
     pub url: String,
+    /// The gRPC endpoint (`http://127.0.0.1:PORT`).
+    pub grpc_url: String,
     /// The admin's openrc as (name, value) pairs.
     pub admin_env: Vec<(String, String)>,
 }
 
+/// The admin's password on every test server.
+pub const ADMIN_PASSWORD: &str = "adminpw";
+
 impl NetApi {
-    /// Starts a server on an ephemeral port with a new SQLite database and bootstraps
-    /// the admin (password `adminpw`, project `admin`).
+    /// Starts a server on ephemeral ports with a new SQLite database and bootstraps the
+    /// admin (password `adminpw`, project `admin`).
     pub fn start() -> anyhow::Result<NetApi> {
-        let bin = netapi_binary()?;
+        let dir = NetApi::temp_dir()?;
+        let db = format!("sqlite://{}", dir.join("netapi.db").display());
+        NetApi::start_on(dir, db, None)
+    }
+
+    /// Like [`NetApi::start`] on a new PostgreSQL database (dropped on drop).
+    pub fn start_postgres() -> anyhow::Result<NetApi> {
+        let dir = NetApi::temp_dir()?;
+        let name = format!("tenet_e2e_{}_{}", std::process::id(), unique_prefix());
+        psql(&format!("CREATE DATABASE {name}"))?;
+        let admin = postgres_admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        NetApi::start_on(dir, format!("{base}/{name}"), Some(name))
+    }
+
+    fn temp_dir() -> anyhow::Result<PathBuf> {
         let dir = std::env::temp_dir().join(format!("tenet-netapi-e2e-{}-{}", std::process::id(), unique_prefix()));
         std::fs::create_dir_all(&dir).context("creating the temp dir")?;
-        let db = format!("sqlite://{}", dir.join("netapi.db").display());
-        let mut child = Command::new(&bin)
-            .args(["serve", "--db", &db, "--http", "127.0.0.1:0"])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("server.log")).context("server log")?)
-            .spawn()
-            .context("starting tenet-netapi serve")?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).context("reading the server's address")?;
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            bail!("tenet-netapi did not start: {line:?}\n{log}");
+        Ok(dir)
+    }
+
+    fn start_on(dir: PathBuf, db: String, pg_name: Option<String>) -> anyhow::Result<NetApi> {
+        let mut server = NetApi {
+            child: None,
+            dir,
+            db,
+            pg_name,
+            url: String::new(),
+            grpc_url: String::new(),
+            admin_env: Vec::new(),
         };
-        let url = format!("http://{addr}");
-        let mut server = NetApi { child, dir, url, admin_env: Vec::new() };
+        server.launch()?;
+        let bin = netapi_binary()?;
         let out = Command::new(&bin)
-            .args(["bootstrap", "--db", &db, "--password", "adminpw", "--public-url", &server.url])
+            .args(["bootstrap", "--db", &server.db, "--password", ADMIN_PASSWORD, "--public-url", &server.url])
             .output()
             .context("running tenet-netapi bootstrap")?;
         if !out.status.success() {
@@ -120,6 +165,141 @@ impl NetApi {
         }
         server.admin_env = parse_openrc(&String::from_utf8_lossy(&out.stdout));
         Ok(server)
+    }
+
+    /// Starts the server process on this server's database (its log appended to `server.log`).
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let bin = netapi_binary()?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .context("server log")?;
+        let mut child = Command::new(&bin)
+            .args(["serve", "--db", &self.db, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting tenet-netapi serve")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut reader = BufReader::new(stdout);
+        let mut addrs = Vec::new();
+        for prefix in ["listening on ", "grpc listening on "] {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            match line.trim().strip_prefix(prefix) {
+                Some(addr) => addrs.push(format!("http://{addr}")),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("tenet-netapi did not start: {line:?}\n{}", self.log());
+                }
+            }
+        }
+        self.grpc_url = addrs.pop().unwrap_or_default();
+        self.url = addrs.pop().unwrap_or_default();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`: no shutdown, no flush) and reaps it.
+    pub fn kill_hard(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("killing tenet-netapi")?;
+            child.wait().context("reaping tenet-netapi")?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same database (new ports; no bootstrap).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill_hard()?;
+        self.launch()
+    }
+
+    /// The database URL (`sqlite://...` or `postgres://...`).
+    pub fn db_url(&self) -> &str {
+        &self.db
+    }
+
+    /// Runs `tenet-netapi check` on the database; returns its JSON report, consistent or not.
+    pub fn check(&self) -> anyhow::Result<Value> {
+        let out = Command::new(netapi_binary()?)
+            .args(["check", "--db", &self.db])
+            .output()
+            .context("running tenet-netapi check")?;
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "tenet-netapi check printed no report: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// A REST client for this server (build it inside the async runtime that uses it).
+    pub fn rest(&self) -> Rest {
+        Rest::new(&self.url)
+    }
+
+    /// A token of the admin in project `admin`.
+    pub async fn admin_token(&self) -> anyhow::Result<String> {
+        Ok(self.rest().password_token("admin", ADMIN_PASSWORD, "admin").await?)
+    }
+
+    /// Creates user `name` (password `pw`) holding `role` on the admin project; returns a
+    /// token of theirs scoped to it.
+    pub async fn user_with_role(&self, admin_token: &str, name: &str, role: &str) -> anyhow::Result<String> {
+        let rest = self.rest();
+        let projects =
+            rest.expect(StatusCode::OK, Method::GET, "/v3/projects?name=admin", Some(admin_token), None).await?;
+        let pid = projects["projects"][0]["id"].as_str().context("admin project id")?.to_string();
+        let user = rest
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/v3/users",
+                Some(admin_token),
+                Some(&json!({"user": {"name": name, "password": "pw", "default_project_id": pid}})),
+            )
+            .await?;
+        let uid = user["user"]["id"].as_str().context("user id")?.to_string();
+        rest.expect(
+            StatusCode::NO_CONTENT,
+            Method::PUT,
+            &format!("/v3/projects/{pid}/users/{uid}/roles/{role}"),
+            Some(admin_token),
+            None,
+        )
+        .await?;
+        Ok(rest.password_token(name, "pw", "admin").await?)
+    }
+
+    /// Creates a network with one IPv4 subnet of `cidr`; returns (network id, subnet id).
+    pub async fn network_with_subnet(&self, token: &str, name: &str, cidr: &str) -> anyhow::Result<(String, String)> {
+        let rest = self.rest();
+        let net = rest
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/v2.0/networks",
+                Some(token),
+                Some(&json!({"network": {"name": name}})),
+            )
+            .await?;
+        let net_id = net["network"]["id"].as_str().context("network id")?.to_string();
+        let sub = rest
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/v2.0/subnets",
+                Some(token),
+                Some(&json!({"subnet": {"network_id": net_id, "cidr": cidr, "ip_version": 4, "name": format!("{name}-v4")}})),
+            )
+            .await?;
+        let sub_id = sub["subnet"]["id"].as_str().context("subnet id")?.to_string();
+        Ok((net_id, sub_id))
     }
 
     /// The server's log so far.
@@ -149,9 +329,11 @@ impl NetApi {
 
 impl Drop for NetApi {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.kill_hard();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.pg_name.take() {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

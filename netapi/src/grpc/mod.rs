@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
 pub use feed::Feed;
@@ -86,11 +86,10 @@ pub async fn serve_grpc(
     let registry = pb::port_registry_server::PortRegistryServer::new(Registry::new(store.clone()));
     let feed = pb::state_feed_server::StateFeedServer::new(Feed::new(store, stop.clone()));
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(registry)
         .add_service(feed)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stopped(stop))
         .await
 }
 

@@ -154,9 +154,9 @@ async fn stored_port(tx: &mut WriteTx, caller: &Caller, id: &str) -> Result<Valu
     fetch(tx, PORT, caller, id).await.map_err(status_of)
 }
 
-#[tonic::async_trait]
-impl PortRegistry for Registry {
-    async fn register_port(
+/// The calls' bodies, run on the writer thread (see [`PortRegistry`] below).
+impl Registry {
+    async fn register_port_here(
         &self,
         request: Request<pb::RegisterPortRequest>,
     ) -> Result<Response<pb::PortReply>, Status> {
@@ -208,6 +208,7 @@ impl PortRegistry for Registry {
                     vnic_type: binding.map(vnic_of).unwrap_or_else(|| "normal".into()),
                     profile: json!({}),
                     binding: binding.map(|b| (b.host.clone(), placement(b))),
+                    network: Some(network),
                 };
                 create_in(&mut tx, &caller, new).await.map_err(status_of)?
             }
@@ -225,7 +226,7 @@ impl PortRegistry for Registry {
         reply(tx, port).await
     }
 
-    async fn update_port_binding(
+    async fn update_port_binding_here(
         &self,
         request: Request<pb::UpdatePortBindingRequest>,
     ) -> Result<Response<pb::PortReply>, Status> {
@@ -241,7 +242,7 @@ impl PortRegistry for Registry {
         reply(tx, port).await
     }
 
-    async fn activate_binding(
+    async fn activate_binding_here(
         &self,
         request: Request<pb::ActivateBindingRequest>,
     ) -> Result<Response<pb::PortReply>, Status> {
@@ -257,7 +258,7 @@ impl PortRegistry for Registry {
         reply(tx, port).await
     }
 
-    async fn delete_port_binding(
+    async fn delete_port_binding_here(
         &self,
         request: Request<pb::DeletePortBindingRequest>,
     ) -> Result<Response<pb::PortReply>, Status> {
@@ -273,7 +274,7 @@ impl PortRegistry for Registry {
         reply(tx, port).await
     }
 
-    async fn delete_port(
+    async fn delete_port_here(
         &self,
         request: Request<pb::DeletePortRequest>,
     ) -> Result<Response<pb::DeletePortReply>, Status> {
@@ -286,5 +287,48 @@ impl PortRegistry for Registry {
         tx.commit().await.map_err(store_status)?;
         tracing::info!(port = %id, project = project_of(&port), caller = %caller.user_name, revision, "port deleted");
         Ok(Response::new(pb::DeletePortReply { revision }))
+    }
+}
+
+#[tonic::async_trait]
+impl PortRegistry for Registry {
+    async fn register_port(
+        &self,
+        request: Request<pb::RegisterPortRequest>,
+    ) -> Result<Response<pb::PortReply>, Status> {
+        let this = self.clone();
+        self.store.on_writer(async move { this.register_port_here(request).await }).await.map_err(store_status)?
+    }
+
+    async fn update_port_binding(
+        &self,
+        request: Request<pb::UpdatePortBindingRequest>,
+    ) -> Result<Response<pb::PortReply>, Status> {
+        let this = self.clone();
+        self.store.on_writer(async move { this.update_port_binding_here(request).await }).await.map_err(store_status)?
+    }
+
+    async fn activate_binding(
+        &self,
+        request: Request<pb::ActivateBindingRequest>,
+    ) -> Result<Response<pb::PortReply>, Status> {
+        let this = self.clone();
+        self.store.on_writer(async move { this.activate_binding_here(request).await }).await.map_err(store_status)?
+    }
+
+    async fn delete_port_binding(
+        &self,
+        request: Request<pb::DeletePortBindingRequest>,
+    ) -> Result<Response<pb::PortReply>, Status> {
+        let this = self.clone();
+        self.store.on_writer(async move { this.delete_port_binding_here(request).await }).await.map_err(store_status)?
+    }
+
+    async fn delete_port(
+        &self,
+        request: Request<pb::DeletePortRequest>,
+    ) -> Result<Response<pb::DeletePortReply>, Status> {
+        let this = self.clone();
+        self.store.on_writer(async move { this.delete_port_here(request).await }).await.map_err(store_status)?
     }
 }

@@ -82,16 +82,6 @@ pub fn parse_mac(s: &str) -> ApiResult<String> {
     }
 }
 
-async fn mac_in_use(tx: &mut WriteTx, network_id: &str, mac: &str) -> ApiResult<bool> {
-    Ok(sqlx::query("SELECT 1 FROM ports WHERE network_id = $1 AND mac_address = $2")
-        .bind(network_id.to_string())
-        .bind(mac.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(StoreError::from)?
-        .is_some())
-}
-
 fn random_mac() -> String {
     let b = *uuid::Uuid::new_v4().as_bytes();
     format!("{MAC_PREFIX}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
@@ -116,6 +106,11 @@ async fn set_port_groups(tx: &mut WriteTx, port_id: &str, groups: &[String]) -> 
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from)?;
+    add_port_groups(tx, port_id, groups).await
+}
+
+/// Adds group memberships of a port (a new port has none to replace).
+async fn add_port_groups(tx: &mut WriteTx, port_id: &str, groups: &[String]) -> ApiResult<()> {
     for g in groups {
         sqlx::query("INSERT INTO port_security_groups (port_id, security_group_id) VALUES ($1, $2)")
             .bind(port_id.to_string())
@@ -310,6 +305,8 @@ pub struct NewPort {
     pub profile: Value,
     /// The host to bind to (None: unbound) and where the port is plugged there.
     pub binding: Option<(String, Placement)>,
+    /// The network as already read in this transaction (None: read it).
+    pub network: Option<Value>,
 }
 
 /// `POST /v2.0/ports`.
@@ -346,6 +343,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         vnic_type: opt_str(&obj, "binding:vnic_type")?.unwrap_or_else(|| "normal".into()),
         profile,
         binding: opt_str(&obj, "binding:host_id")?.filter(|h| !h.is_empty()).map(|h| (h, Placement::default())),
+        network: None,
         attrs: obj,
     };
     let mut tx = state.store.begin_write().await?;
@@ -357,7 +355,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
 /// Creates a port in `tx` (its addresses, groups and binding with it) and logs it once.
 pub async fn create_in(tx: &mut WriteTx, caller: &Caller, req: NewPort) -> ApiResult<Value> {
     let network_id = req.network_id.clone();
-    let network = fetch(tx, NETWORK, caller, &network_id).await?;
+    let network = match req.network {
+        Some(n) => n,
+        None => fetch(tx, NETWORK, caller, &network_id).await?,
+    };
     let project = caller.owning_project(req.project_id.as_deref())?;
     let port_security = req.port_security.unwrap_or_else(|| network["port_security_enabled"].as_bool().unwrap_or(true));
     let groups = match &req.security_groups {
@@ -371,37 +372,10 @@ pub async fn create_in(tx: &mut WriteTx, caller: &Caller, req: NewPort) -> ApiRe
             "Port security must be enabled and port must have an IP address in order to use security groups.",
         ));
     }
-    let mac = match req.mac {
-        Some(mac) => {
-            if mac_in_use(tx, &network_id, &mac).await? {
-                return Err(ApiError::conflict(
-                    "MacAddressInUse",
-                    format!("Unable to complete operation for network {network_id}. The mac address {mac} is in use."),
-                ));
-            }
-            mac
-        }
-        None => {
-            let mut found = None;
-            for _ in 0..16 {
-                let mac = random_mac();
-                if !mac_in_use(tx, &network_id, &mac).await? {
-                    found = Some(mac);
-                    break;
-                }
-            }
-            found.ok_or_else(|| {
-                ApiError::conflict(
-                    "MacAddressGenerationFailure",
-                    format!("Unable to generate unique mac on network {network_id}."),
-                )
-            })?
-        }
-    };
     let id = req.id.unwrap_or_else(new_id);
     let mut b = standard_attrs(tx, &id, &project, &req.attrs);
     b.insert("network_id".into(), json!(network_id));
-    b.insert("mac_address".into(), json!(mac));
+    b.insert("mac_address".into(), Value::Null);
     b.insert("admin_state_up".into(), json!(req.admin_state_up));
     b.insert("status".into(), json!("DOWN"));
     b.insert("device_owner".into(), json!(req.device_owner));
@@ -420,17 +394,40 @@ pub async fn create_in(tx: &mut WriteTx, caller: &Caller, req: NewPort) -> ApiRe
     let mut body = Value::Object(b);
     show_binding_on_port(&mut body, &binding_body("", &req.vnic_type, &req.profile, "ACTIVE", &Placement::default()));
     // The row goes in first (allocations and bindings refer to it); the final update logs it once.
-    tx.insert_unlogged(
-        "ports",
-        &body,
-        &[("network_id", Col::Text(network_id.clone())), ("mac_address", Col::Text(mac))],
-    )
-    .await?;
+    // The MAC is checked by the insert itself (UNIQUE (network_id, mac_address)): an allocated
+    // one that happens to be taken is drawn again.
+    let requested_mac = req.mac.is_some();
+    let mut mac = req.mac.unwrap_or_else(random_mac);
+    let mut tries = 0;
+    loop {
+        body["mac_address"] = json!(mac);
+        let extra = [("network_id", Col::Text(network_id.clone())), ("mac_address", Col::Text(mac.clone()))];
+        if tx.insert_unlogged_if_absent("ports", &body, &extra).await? {
+            break;
+        }
+        if requested_mac {
+            return Err(ApiError::conflict(
+                "MacAddressInUse",
+                format!("Unable to complete operation for network {network_id}. The mac address {mac} is in use."),
+            ));
+        }
+        tries += 1;
+        if tries >= 16 {
+            return Err(ApiError::conflict(
+                "MacAddressGenerationFailure",
+                format!("Unable to generate unique mac on network {network_id}."),
+            ));
+        }
+        mac = random_mac();
+    }
     let router_port = req.device_owner.starts_with("network:router");
     body["fixed_ips"] = json!(allocate(tx, &network_id, &id, req.fixed_ips.as_deref(), router_port).await?);
-    set_port_groups(tx, &id, &groups).await?;
+    add_port_groups(tx, &id, &groups).await?;
     if let Some((host, place)) = req.binding {
-        rebind(tx, &mut body, &host, &req.vnic_type, &req.profile, Some(place)).await?;
+        // A new port has no binding to replace.
+        let binding = binding_body(&host, &req.vnic_type, &req.profile, "ACTIVE", &place);
+        insert_binding(tx, &body, &binding).await?;
+        show_binding_on_port(&mut body, &binding);
     }
     tx.update("ports", "port", &body).await?;
     tracing::info!(port = %id, network = %network_id, project = %project, revision = tx.revision(), "port created");

@@ -3,7 +3,7 @@
 //!
 //! Overlapping CIDRs are allowed across networks and refused within one network.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use axum::body::Bytes;
@@ -438,7 +438,25 @@ pub async fn allocate(
     requested: Option<&[FixedIpRequest]>,
     router_port: bool,
 ) -> ApiResult<Vec<Value>> {
-    let subnets = list_bodies(tx, SUBNET.table, Some(("network_id", network_id))).await?;
+    // The subnets with their allocation hints, in one read.
+    let rows = sqlx::query(
+        "SELECT s.id, s.body, h.next_ip FROM subnets s LEFT JOIN ip_allocation_hints h ON h.subnet_id = s.id \
+         WHERE s.network_id = $1 ORDER BY s.rev, s.id",
+    )
+    .bind(network_id.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(StoreError::from)?;
+    let mut subnets = Vec::with_capacity(rows.len());
+    let mut hints: HashMap<String, u128> = HashMap::new();
+    for row in rows {
+        let id: String = row.try_get(0).map_err(StoreError::from)?;
+        let next: Option<String> = row.try_get(2).map_err(StoreError::from)?;
+        if let Some(n) = next.and_then(|n| n.parse::<IpAddr>().ok()) {
+            hints.insert(id.clone(), ip_to_u128(n));
+        }
+        subnets.push(crate::store::parse_body("subnets", &id, row.try_get(1).map_err(StoreError::from)?)?);
+    }
     let mut out = Vec::new();
     match requested {
         Some(reqs) => {
@@ -460,7 +478,7 @@ pub async fn allocate(
                 };
                 let ip = match &req.ip_address {
                     Some(ip) => claim(tx, subnet, ip, port_id, router_port).await?,
-                    None => next_free(tx, subnet, port_id).await?.ok_or_else(|| exhausted(network_id))?,
+                    None => next_free(tx, subnet, &mut hints, port_id).await?.ok_or_else(|| exhausted(network_id))?,
                 };
                 out.push(json!({"subnet_id": subnet["id"], "ip_address": ip}));
             }
@@ -473,7 +491,7 @@ pub async fn allocate(
                 }
                 let mut got = None;
                 for subnet in candidates {
-                    if let Some(ip) = next_free(tx, subnet, port_id).await? {
+                    if let Some(ip) = next_free(tx, subnet, &mut hints, port_id).await? {
                         got = Some(json!({"subnet_id": subnet["id"], "ip_address": ip}));
                         break;
                     }
@@ -499,25 +517,28 @@ async fn claim(tx: &mut WriteTx, subnet: &Value, ip: &str, port_id: &str, router
     }
     let canonical = addr.to_string();
     let is_gateway = subnet["gateway_ip"].as_str() == Some(canonical.as_str());
-    if (is_gateway && !router_port) || is_allocated(tx, subnet_id, &canonical).await? {
+    if (is_gateway && !router_port) || !record_allocation(tx, subnet_id, &canonical, port_id).await? {
         return Err(ApiError::conflict(
             "IpAddressAlreadyAllocated",
             format!("IP address {canonical} already allocated in subnet {subnet_id}"),
         ));
     }
-    record_allocation(tx, subnet_id, &canonical, port_id).await?;
     Ok(canonical)
 }
 
-async fn record_allocation(tx: &mut WriteTx, subnet_id: &str, ip: &str, port_id: &str) -> ApiResult<()> {
-    sqlx::query("INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES ($1, $2, $3)")
-        .bind(subnet_id.to_string())
-        .bind(ip.to_string())
-        .bind(port_id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from)?;
-    Ok(())
+/// Gives `ip` of `subnet_id` to the port unless it is taken; returns whether it was free.
+async fn record_allocation(tx: &mut WriteTx, subnet_id: &str, ip: &str, port_id: &str) -> ApiResult<bool> {
+    let n = sqlx::query(
+        "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(subnet_id.to_string())
+    .bind(ip.to_string())
+    .bind(port_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from)?
+    .rows_affected();
+    Ok(n > 0)
 }
 
 /// The allocation hint of `subnet_id` (see `ip_allocation_hints`): every pool address below
@@ -534,21 +555,15 @@ async fn hint(tx: &mut WriteTx, subnet_id: &str) -> ApiResult<Option<u128>> {
 }
 
 async fn set_hint(tx: &mut WriteTx, subnet_id: &str, next: IpAddr) -> ApiResult<()> {
-    let n = sqlx::query("UPDATE ip_allocation_hints SET next_ip = $1 WHERE subnet_id = $2")
-        .bind(next.to_string())
-        .bind(subnet_id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(StoreError::from)?
-        .rows_affected();
-    if n == 0 {
-        sqlx::query("INSERT INTO ip_allocation_hints (subnet_id, next_ip) VALUES ($1, $2)")
-            .bind(subnet_id.to_string())
-            .bind(next.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(StoreError::from)?;
-    }
+    sqlx::query(
+        "INSERT INTO ip_allocation_hints (subnet_id, next_ip) VALUES ($1, $2) \
+         ON CONFLICT (subnet_id) DO UPDATE SET next_ip = excluded.next_ip",
+    )
+    .bind(subnet_id.to_string())
+    .bind(next.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from)?;
     Ok(())
 }
 
@@ -562,23 +577,20 @@ pub async fn reset_hint(tx: &mut WriteTx, subnet_id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn is_allocated(tx: &mut WriteTx, subnet_id: &str, ip: &str) -> ApiResult<bool> {
-    Ok(sqlx::query("SELECT 1 FROM ip_allocations WHERE subnet_id = $1 AND ip_address = $2")
-        .bind(subnet_id.to_string())
-        .bind(ip.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(StoreError::from)?
-        .is_some())
-}
-
 /// Allocates the lowest free address of `subnet`'s pools, if any is left. Starts at the
-/// subnet's hint and looks candidates up one by one, so a subnet with many ports costs
-/// one or two lookups per allocation, not a read of every allocation.
-async fn next_free(tx: &mut WriteTx, subnet: &Value, port_id: &str) -> ApiResult<Option<String>> {
+/// subnet's hint and tries candidates one by one (an insert that does nothing when the
+/// address is taken), so a subnet with many ports costs a few statements per allocation,
+/// not a read of every allocation.
+/// `hints` holds the hints read with the subnets, and is kept up to date.
+async fn next_free(
+    tx: &mut WriteTx,
+    subnet: &Value,
+    hints: &mut HashMap<String, u128>,
+    port_id: &str,
+) -> ApiResult<Option<String>> {
     let subnet_id = subnet["id"].as_str().unwrap_or_default().to_string();
     let net = parse_cidr(subnet["cidr"].as_str().unwrap_or_default())?;
-    let floor = hint(tx, &subnet_id).await?.unwrap_or(0);
+    let floor = hints.get(&subnet_id).copied().unwrap_or(0);
     let gateway = subnet["gateway_ip"].as_str().map(str::to_string);
     let empty = Vec::new();
     for pool in subnet["allocation_pools"].as_array().unwrap_or(&empty) {
@@ -588,10 +600,10 @@ async fn next_free(tx: &mut WriteTx, subnet: &Value, port_id: &str) -> ApiResult
         while n <= e {
             let addr = u128_to_ip(n, &net);
             let ip = addr.to_string();
-            if gateway.as_deref() != Some(ip.as_str()) && !is_allocated(tx, &subnet_id, &ip).await? {
-                record_allocation(tx, &subnet_id, &ip, port_id).await?;
+            if gateway.as_deref() != Some(ip.as_str()) && record_allocation(tx, &subnet_id, &ip, port_id).await? {
                 if n < u128::MAX {
                     set_hint(tx, &subnet_id, u128_to_ip(n + 1, &net)).await?;
+                    hints.insert(subnet_id.clone(), n + 1);
                 }
                 return Ok(Some(ip));
             }
