@@ -355,7 +355,10 @@ struct Session {
     out: Vec<u8>,
     next_xid: u32,
     pending: HashMap<u32, Pending>,
+    /// When the switch was last heard, to the precision of the session's tick (reading the
+    /// clock once per tick, not once per read, keeps it off the hot path).
     last_heard: Instant,
+    heard_since_tick: bool,
     echo_outstanding: bool,
     counts: Counts,
 }
@@ -379,6 +382,7 @@ impl Session {
             next_xid: 0,
             pending: HashMap::new(),
             last_heard: Instant::now(),
+            heard_since_tick: false,
             echo_outstanding: false,
             counts: Counts::default(),
         }
@@ -431,7 +435,6 @@ impl Session {
         let handshake_deadline = Instant::now() + self.ctl.config.handshake_timeout;
         let mut tick = tokio::time::interval(self.ctl.config.echo_interval.min(Duration::from_secs(1)));
         loop {
-            self.ctl.metrics.absorb(&mut self.counts);
             if !self.out.is_empty() {
                 self.counts.bytes_sent += self.out.len() as u64;
                 stream.write_all(&self.out).await.map_err(|e| format!("write failed: {e}"))?;
@@ -448,7 +451,7 @@ impl Session {
                         Err(e) => return Err(format!("read failed: {e}")),
                     };
                     self.counts.bytes_received += n as u64;
-                    self.last_heard = Instant::now();
+                    self.heard_since_tick = true;
                     self.echo_outstanding = false;
                     match self.handle_bytes(rbuf.filled()) {
                         Ok(used) => rbuf.consume(used),
@@ -464,7 +467,12 @@ impl Session {
                     None => return Ok("controller dropped the session"),
                 },
                 _ = tick.tick() => {
+                    // Counters reach the shared metrics once per tick (and when the session ends).
+                    self.ctl.metrics.absorb(&mut self.counts);
                     let now = Instant::now();
+                    if std::mem::take(&mut self.heard_since_tick) {
+                        self.last_heard = now;
+                    }
                     if !matches!(self.state, State::Ready) && now > handshake_deadline {
                         return Err("handshake did not complete in time".into());
                     }
