@@ -251,9 +251,11 @@ async fn token_body(
     issued: i64,
     expires: i64,
 ) -> ApiResult<Value> {
+    // The connection goes back before `project_role` takes one: never two at once (pool starvation).
     let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
     let user =
         get_body(&mut conn, "users", user_id).await?.ok_or_else(|| ApiError::unauthorized("The user is gone."))?;
+    drop(conn);
     let stamp = |t: i64| iso8601(t).replace('Z', ".000000Z");
     let mut token = json!({
         "methods": ["password"],
@@ -302,7 +304,10 @@ async fn issue_token_inner(state: &AppState, body: &Bytes) -> ApiResult<Response
             identity.pointer("/password/user").ok_or_else(|| ApiError::bad_request("password.user is required"))?;
         let password = req_str(user, "password", "password.user")?.to_string();
         let row = if let Some(id) = user.get("id").and_then(Value::as_str) {
-            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1").bind(id.to_string()).fetch_optional(pool).await
+            sqlx::query("SELECT id, password_hash FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
         } else {
             let name = req_str(user, "name", "password.user")?;
             sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")

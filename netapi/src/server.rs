@@ -50,10 +50,16 @@ pub fn router(store: Store, config: Config) -> Router {
         .with_state(state)
 }
 
-/// Runs a write request (any method but GET, HEAD and OPTIONS) where the store runs writes:
-/// on SQLite, its writer thread ([`crate::writer`]); reads stay on the server's runtime.
+/// Runs a Neutron write request (any method but GET, HEAD and OPTIONS) where the store runs
+/// writes: on SQLite, its writer thread ([`crate::writer`]). Reads stay on the server's
+/// runtime, and so do identity requests: they are rare, and their password hashing, in the
+/// blocking pool, must not inherit the writer thread's CPU. (Where a request runs is only a
+/// matter of speed: every SQLite write goes through the one writer connection anyway.)
 async fn on_writer(store: Store, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) || !store.has_writer_thread() {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path().starts_with("/v3")
+        || !store.has_writer_thread()
+    {
         return next.run(req).await;
     }
     match store.on_writer(next.run(req)).await {
