@@ -490,18 +490,8 @@ pub async fn list_projects(
     KeystoneCaller(caller): KeystoneCaller,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    ks(async {
-        let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
-        let all = list_bodies(&mut conn, "projects", None).await?;
-        let projects: Vec<Value> = all
-            .into_iter()
-            .filter(|p| caller.is_admin() || p["id"] == json!(caller.project_id))
-            .filter(|p| q.get("name").map_or(true, |n| p["name"] == json!(n)))
-            .map(|p| with_link(&state, p, "projects"))
-            .collect();
-        Ok(Json(json!({"projects": projects})))
-    }
-    .await)
+    let own = caller.project_id.clone();
+    list_visible(&state, "projects", &q, |p| caller.is_admin() || p["id"] == json!(own)).await
 }
 
 /// `GET /v3/projects/{id}`.
@@ -510,16 +500,8 @@ pub async fn get_project(
     KeystoneCaller(caller): KeystoneCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    ks(async {
-        let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
-        match get_body(&mut conn, "projects", &id).await? {
-            Some(p) if caller.is_admin() || caller.project_id == id => {
-                Ok(Json(json!({"project": with_link(&state, p, "projects")})))
-            }
-            _ => Err(ApiError::not_found("Project", &id)),
-        }
-    }
-    .await)
+    let visible = caller.is_admin() || caller.project_id == id;
+    get_visible(&state, ("projects", "project", "Project"), &id, visible).await
 }
 
 /// `DELETE /v3/projects/{id}` (admin).
@@ -577,18 +559,8 @@ pub async fn list_users(
     KeystoneCaller(caller): KeystoneCaller,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    ks(async {
-        let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
-        let users: Vec<Value> = list_bodies(&mut conn, "users", None)
-            .await?
-            .into_iter()
-            .filter(|u| caller.is_admin() || u["id"] == json!(caller.user_id))
-            .filter(|u| q.get("name").map_or(true, |n| u["name"] == json!(n)))
-            .map(|u| with_link(&state, u, "users"))
-            .collect();
-        Ok(Json(json!({"users": users})))
-    }
-    .await)
+    let own = caller.user_id.clone();
+    list_visible(&state, "users", &q, |u| caller.is_admin() || u["id"] == json!(own)).await
 }
 
 /// `GET /v3/users/{id}`.
@@ -597,13 +569,44 @@ pub async fn get_user(
     KeystoneCaller(caller): KeystoneCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    let visible = caller.is_admin() || caller.user_id == id;
+    get_visible(&state, ("users", "user", "User"), &id, visible).await
+}
+
+/// Lists the objects of `table` the caller may see, filtered by `?name=`, with their links.
+async fn list_visible(
+    state: &AppState,
+    table: &'static str,
+    q: &HashMap<String, String>,
+    visible: impl Fn(&Value) -> bool,
+) -> ApiResult<Json<Value>> {
     ks(async {
         let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
-        match get_body(&mut conn, "users", &id).await? {
-            Some(u) if caller.is_admin() || caller.user_id == id => {
-                Ok(Json(json!({"user": with_link(&state, u, "users")})))
-            }
-            _ => Err(ApiError::not_found("User", &id)),
+        let items: Vec<Value> = list_bodies(&mut conn, table, None)
+            .await?
+            .into_iter()
+            .filter(|v| visible(v))
+            .filter(|v| q.get("name").map_or(true, |n| v["name"] == json!(n)))
+            .map(|v| with_link(state, v, table))
+            .collect();
+        Ok(Json(json!({ table: items })))
+    }
+    .await)
+}
+
+/// One object of a table (`(table, wrapper key, name in errors)`) if the caller may see it;
+/// otherwise the same 404 as for an object that does not exist.
+async fn get_visible(
+    state: &AppState,
+    (table, key, label): (&'static str, &'static str, &'static str),
+    id: &str,
+    visible: bool,
+) -> ApiResult<Json<Value>> {
+    ks(async {
+        let mut conn = state.store.pool().acquire().await.map_err(StoreError::from)?;
+        match get_body(&mut conn, table, id).await? {
+            Some(v) if visible => Ok(Json(json!({ key: with_link(state, v, table) }))),
+            _ => Err(ApiError::not_found(label, id)),
         }
     }
     .await)
