@@ -182,6 +182,21 @@ pub(crate) fn take_n<'a>(input: &'a [u8], n: usize, what: &'static str) -> PResu
     Ok((&input[n..], &input[..n]))
 }
 
+/// Splits one type-length record padded to 8 bytes (an action or instruction) off `input`:
+/// returns its type and the whole record. `bad_len` answers a length below 8, not a multiple
+/// of 8, or past the end of `input`.
+pub(crate) fn split_tlv8(input: &[u8], bad_len: WireError) -> PResult<'_, (u16, &[u8])> {
+    if input.len() < 4 {
+        return bad_len.fail();
+    }
+    let ty = u16::from_be_bytes([input[0], input[1]]);
+    let len = usize::from(u16::from_be_bytes([input[2], input[3]]));
+    if len < 8 || len % 8 != 0 || len > input.len() {
+        return bad_len.fail();
+    }
+    Ok((&input[len..], (ty, &input[..len])))
+}
+
 /// Skips `n` padding bytes (their content is ignored on parse, zero on emit).
 pub(crate) fn skip(input: &[u8], n: usize) -> PResult<'_, ()> {
     take_n(input, n, "padding").map(|(i, _)| (i, ()))

@@ -8,7 +8,7 @@ use nom::number::complete::{be_u16, be_u32, be_u8};
 use super::bad_action;
 use crate::wire::error::WireError;
 use crate::wire::of13::port::fixed_str;
-use crate::wire::{len_since, many_to_end, skip, take_n, PResult, Put};
+use crate::wire::{len_since, many_to_end, skip, split_tlv8, take_n, PResult, Put};
 
 /// Action type numbers (`ofp_action_type`).
 pub mod action_type {
@@ -110,14 +110,9 @@ impl Action {
 
     pub fn parse(input: &[u8]) -> PResult<'_, Action> {
         use action_type as t;
-        let (after_hdr, ty) = be_u16(input)?;
-        let (_, len) = be_u16(after_hdr)?;
-        let len = usize::from(len);
-        if len < 8 || len % 8 != 0 || len > input.len() {
-            return WireError::bad_action(bad_action::BAD_LEN, "action length not a multiple of 8 within bounds")
-                .fail();
-        }
-        let (rest, whole) = take_n(input, len, "action")?;
+        let bad_len = WireError::bad_action(bad_action::BAD_LEN, "action length not a multiple of 8 within bounds");
+        let (rest, (ty, whole)) = split_tlv8(input, bad_len)?;
+        let len = whole.len();
         let body = &whole[4..];
         let exact = |want: usize| -> Result<(), nom::Err<WireError>> {
             if len != want {

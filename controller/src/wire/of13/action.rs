@@ -7,7 +7,7 @@ use nom::number::complete::{be_u16, be_u32, be_u8};
 
 use super::oxm::Oxm;
 use crate::wire::error::WireError;
-use crate::wire::{len_since, many_to_end, skip, take_n, PResult, Put};
+use crate::wire::{len_since, many_to_end, skip, split_tlv8, PResult, Put};
 
 /// Action type numbers (`ofp_action_type`).
 pub mod action_type {
@@ -121,14 +121,9 @@ impl Action {
 
     pub fn parse(input: &[u8]) -> PResult<'_, Action> {
         use action_type as t;
-        let (after_hdr, ty) = be_u16(input)?;
-        let (_, len) = be_u16(after_hdr)?;
-        let len = usize::from(len);
-        if len < 8 || len % 8 != 0 || len > input.len() {
-            return WireError::bad_action(bad_action::BAD_LEN, "action length not a multiple of 8 within bounds")
-                .fail();
-        }
-        let (rest, whole) = take_n(input, len, "action")?;
+        let bad_len = WireError::bad_action(bad_action::BAD_LEN, "action length not a multiple of 8 within bounds");
+        let (rest, (ty, whole)) = split_tlv8(input, bad_len)?;
+        let len = whole.len();
         let body = &whole[4..];
         let exact = |want: usize| -> Result<(), nom::Err<WireError>> {
             if len != want {
@@ -354,14 +349,9 @@ impl Instruction {
 
     pub fn parse(input: &[u8]) -> PResult<'_, Instruction> {
         use instruction_type as t;
-        let (after_hdr, ty) = be_u16(input)?;
-        let (_, len) = be_u16(after_hdr)?;
-        let len = usize::from(len);
         let bad_len = || WireError::bad_instruction(bad_instruction::BAD_LEN, "instruction length out of bounds");
-        if len < 8 || len % 8 != 0 || len > input.len() {
-            return bad_len().fail();
-        }
-        let (rest, whole) = take_n(input, len, "instruction")?;
+        let (rest, (ty, whole)) = split_tlv8(input, bad_len())?;
+        let len = whole.len();
         let body = &whole[4..];
         let exact = |want: usize| if len == want { Ok(()) } else { bad_len().fail() };
         let ins = match ty {
