@@ -197,6 +197,14 @@ pub(crate) fn split_tlv8(input: &[u8], bad_len: WireError) -> PResult<'_, (u16, 
     Ok((&input[len..], (ty, &input[..len])))
 }
 
+/// Closes a record opened at `start` as [`split_tlv8`] reads them: pads it to a multiple of
+/// 8 and writes its length (padding included) after the 2-byte type.
+pub(crate) fn finish_tlv8(out: &mut Vec<u8>, start: usize) {
+    out.pad8_from(start);
+    let len = len_since(out, start);
+    out.patch_u16(start + 2, len);
+}
+
 /// Skips `n` padding bytes (their content is ignored on parse, zero on emit).
 pub(crate) fn skip(input: &[u8], n: usize) -> PResult<'_, ()> {
     take_n(input, n, "padding").map(|(i, _)| (i, ()))

@@ -8,7 +8,7 @@ use nom::number::complete::{be_u16, be_u32, be_u8};
 use super::bad_action;
 use crate::wire::error::WireError;
 use crate::wire::of13::port::fixed_str;
-use crate::wire::{len_since, many_to_end, skip, split_tlv8, take_n, PResult, Put};
+use crate::wire::{finish_tlv8, many_to_end, skip, split_tlv8, take_n, PResult, Put};
 
 /// Action type numbers (`ofp_action_type`).
 pub mod action_type {
@@ -230,9 +230,7 @@ impl Action {
                 out.extend_from_slice(data);
             }
         }
-        out.pad8_from(start);
-        let len = len_since(out, start);
-        out.patch_u16(start + 2, len);
+        finish_tlv8(out, start);
     }
 }
 
