@@ -15,4 +15,5 @@ pub mod metrics;
 pub mod network;
 pub mod query;
 pub mod session;
+pub mod tenant;
 pub mod wire;

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod group_meter;
 pub mod multipart;
+pub mod nx;
 pub mod oxm;
 pub mod port;
 

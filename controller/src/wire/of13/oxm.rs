@@ -98,7 +98,8 @@ const fn fi(name: &'static str, len: u8, maskable: bool, kind: ValueKind) -> Fie
 
 use ValueKind::{Int, Ipv4, Ipv6, Mac};
 
-/// OpenFlow-basic fields, indexed by field number.
+/// OpenFlow-basic fields, indexed by field number. L4 ports are maskable as Open vSwitch allows
+/// (OpenFlow 1.3 itself does not): security-group port ranges become masked matches.
 pub const BASIC_FIELDS: [FieldInfo; 40] = [
     fi("in_port", 4, false, Int),
     fi("in_phy_port", 4, false, Int),
@@ -113,12 +114,12 @@ pub const BASIC_FIELDS: [FieldInfo; 40] = [
     fi("ip_proto", 1, false, Int),
     fi("ipv4_src", 4, true, Ipv4),
     fi("ipv4_dst", 4, true, Ipv4),
-    fi("tcp_src", 2, false, Int),
-    fi("tcp_dst", 2, false, Int),
-    fi("udp_src", 2, false, Int),
-    fi("udp_dst", 2, false, Int),
-    fi("sctp_src", 2, false, Int),
-    fi("sctp_dst", 2, false, Int),
+    fi("tcp_src", 2, true, Int),
+    fi("tcp_dst", 2, true, Int),
+    fi("udp_src", 2, true, Int),
+    fi("udp_dst", 2, true, Int),
+    fi("sctp_src", 2, true, Int),
+    fi("sctp_dst", 2, true, Int),
     fi("icmpv4_type", 1, false, Int),
     fi("icmpv4_code", 1, false, Int),
     fi("arp_op", 2, false, Int),

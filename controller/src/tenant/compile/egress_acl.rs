@@ -1,0 +1,88 @@
+//! Tables 40 and 41, egress ACL: the security groups of the port a packet goes to
+//! (its *ingress* rules), stateful through conntrack in that port's zone, and the
+//! output to the port.
+//!
+//! | table | priority | match | actions |
+//! |---|---|---|---|
+//! | 40 | 100 | metadata=segment, eth_dst=port MAC, IPv4 (stateful port) | ct(zone=port) -> table 41 |
+//! | 40 | 90 | metadata=segment, eth_dst=port MAC (ARP; everything without port security) | output port |
+//! | 40 | 50 | metadata=segment, eth_dst=port MAC, rule (stateless port) | output port |
+//! | 41 | 110 | metadata, eth_dst, ct_state=+trk+inv | drop |
+//! | 41 | 100 | metadata, eth_dst, ct_state=+trk+est or +trk+rel | output port |
+//! | 41 | 50 | metadata, eth_dst, ct_state=+trk+new, rule | ct(commit, zone=port), output port |
+//! | 40, 41 | 0 | anything else | drop |
+
+use crate::tenant::flows::{cookie, table, SwitchFlows};
+use crate::tenant::state::{Direction, State};
+use crate::wire::of13::nx::{ct_state, Ct};
+use crate::wire::of13::{Action, Instruction, Oxm};
+
+use super::ingress_acl::{established, tracked, PRIO_ESTABLISHED, PRIO_INVALID, PRIO_RULE};
+use super::rules::{port_rules, rule_matches, stateful, ETH_ARP, ETH_IPV4};
+use super::{Plan, METADATA_MASK};
+
+pub const PRIO_TRACK: u16 = 100;
+pub const PRIO_PASS: u16 = 90;
+
+pub fn compile(state: &State, plan: &Plan, dpid: u64, out: &mut SwitchFlows) {
+    let infra = cookie::of(cookie::INFRA, "pipeline");
+    out.add(table::EGRESS_ACL, 0, vec![], infra, vec![]);
+    out.add(table::EGRESS_ACL_CT, 0, vec![], infra, vec![]);
+    for (port, at) in plan.local_ports(state, dpid) {
+        let Some(net) = state.networks.get(&port.network_id) else { continue };
+        let c = cookie::of(cookie::ACL, &port.id);
+        let to = || vec![Oxm::metadata(u64::from(net.segment), Some(METADATA_MASK)), Oxm::eth_dst(port.mac)];
+        let output = || vec![Instruction::ApplyActions(vec![Action::Output { port: at.ofport, max_len: 0 }])];
+        if !port.port_security {
+            out.add(table::EGRESS_ACL, PRIO_PASS, to(), c, output());
+            continue;
+        }
+        let mut arp = to();
+        arp.push(Oxm::eth_type(ETH_ARP));
+        out.add(table::EGRESS_ACL, PRIO_PASS, arp, c, output());
+        let rules: Vec<Vec<Oxm>> =
+            port_rules(state, port, Direction::Ingress).flat_map(|r| rule_matches(r, plan)).collect();
+        if !stateful(state, port) {
+            for r in rules {
+                let mut f = to();
+                f.extend(r);
+                out.add(table::EGRESS_ACL, PRIO_RULE, f, c, output());
+            }
+            continue;
+        }
+        let Some(&zone) = plan.zones.get(&port.id) else { continue };
+        let mut ip = to();
+        ip.push(Oxm::eth_type(ETH_IPV4));
+        out.add(
+            table::EGRESS_ACL,
+            PRIO_TRACK,
+            ip,
+            c,
+            vec![Instruction::ApplyActions(vec![Ct { commit: false, zone, table: Some(table::EGRESS_ACL_CT) }
+                .to_action()])],
+        );
+        let mut inv = to();
+        inv.push(tracked(ct_state::INV));
+        out.add(table::EGRESS_ACL_CT, PRIO_INVALID, inv, c, vec![]);
+        for bit in established() {
+            let mut f = to();
+            f.push(tracked(bit));
+            out.add(table::EGRESS_ACL_CT, PRIO_ESTABLISHED, f, c, output());
+        }
+        for r in rules {
+            let mut f = to();
+            f.push(tracked(ct_state::NEW));
+            f.extend(r);
+            out.add(
+                table::EGRESS_ACL_CT,
+                PRIO_RULE,
+                f,
+                c,
+                vec![Instruction::ApplyActions(vec![
+                    Ct { commit: true, zone, table: None }.to_action(),
+                    Action::Output { port: at.ofport, max_len: 0 },
+                ])],
+            );
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Table 30, forward: the network's switching, spread over the fabric.
+//!
+//! | priority | match | actions |
+//! |---|---|---|
+//! | 900 | ARP request | output CONTROLLER (answered from netapi's knowledge) |
+//! | 900 | DHCP client -> server | output CONTROLLER (answered from IPAM) |
+//! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | goto 40 |
+//! | 100 | metadata=segment, eth_dst=MAC of a port elsewhere (this switch on the network's span) | push VLAN segment, output the port towards its switch |
+//! | 60 | in_port=fabric port off the spanning tree, eth_dst multicast | drop (a loop's copy) |
+//! | 50 | metadata=segment, eth_dst multicast | group segment |
+//! | 0 | anything else (unknown unicast) | drop |
+//!
+//! Group `segment` (ALL) per network, on every switch: one bucket per local port of
+//! the network, one per spanning-tree fabric port (push VLAN segment, output).
+//! OpenFlow never sends a packet back out of its input port, so a flood does not
+//! return where it came from.
+
+use crate::tenant::flows::{cookie, table, Group, SwitchFlows};
+use crate::tenant::state::State;
+use crate::wire::of13::action::port_no;
+use crate::wire::of13::group_meter::group_type;
+use crate::wire::of13::oxm::ofb;
+use crate::wire::of13::{Action, Bucket, Instruction, Oxm};
+
+use super::classify::VLAN_PRESENT;
+use super::ingress_acl::dhcp_client;
+use super::rules::ETH_ARP;
+use super::{Plan, SwitchPorts, METADATA_MASK};
+
+pub const PRIO_CONTROLLER: u16 = 900;
+pub const PRIO_UNICAST: u16 = 100;
+pub const PRIO_LOOP: u16 = 60;
+pub const PRIO_FLOOD: u16 = 50;
+const MULTICAST: [u8; 6] = [1, 0, 0, 0, 0, 0];
+
+/// Tag with the network's VLAN and send out of `port`.
+pub fn tagged_output(segment: u16, port: u32) -> Vec<Action> {
+    vec![
+        Action::PushVlan(0x8100),
+        Action::SetField(Oxm::vlan_vid(VLAN_PRESENT | segment)),
+        Action::Output { port, max_len: 0 },
+    ]
+}
+
+pub fn multicast_dst() -> Oxm {
+    Oxm::basic_masked(ofb::ETH_DST, &MULTICAST, &MULTICAST)
+}
+
+pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: &mut SwitchFlows) {
+    let infra = cookie::of(cookie::INFRA, "pipeline");
+    let to_controller = || vec![Instruction::ApplyActions(vec![Action::output(port_no::CONTROLLER)])];
+    out.add(table::FORWARD, 0, vec![], infra, vec![]);
+    out.add(
+        table::FORWARD,
+        PRIO_CONTROLLER,
+        vec![Oxm::eth_type(ETH_ARP), Oxm::basic(ofb::ARP_OP, &1u16.to_be_bytes())],
+        infra,
+        to_controller(),
+    );
+    out.add(table::FORWARD, PRIO_CONTROLLER, dhcp_client(), infra, to_controller());
+    for &link in ports.link_ports.difference(&ports.tree_ports) {
+        out.add(table::FORWARD, PRIO_LOOP, vec![Oxm::in_port(link), multicast_dst()], infra, vec![]);
+    }
+
+    for (net_id, members) in &plan.by_network {
+        let Some(net) = state.networks.get(net_id) else { continue };
+        let meta = || Oxm::metadata(u64::from(net.segment), Some(METADATA_MASK));
+        let mut buckets = Vec::new();
+        let on_span = plan.in_span(net_id, dpid);
+        for port_id in members {
+            let (Some(port), Some(at)) = (state.ports.get(port_id), plan.placed.get(port_id)) else { continue };
+            let instructions = if at.dpid == dpid {
+                buckets.push(bucket(vec![Action::Output { port: at.ofport, max_len: 0 }]));
+                vec![Instruction::GotoTable(table::EGRESS_ACL)]
+            } else if let Some(&next) = plan.fabric.next_hop.get(&(dpid, at.dpid)).filter(|_| on_span) {
+                vec![Instruction::ApplyActions(tagged_output(net.segment, next))]
+            } else {
+                continue;
+            };
+            out.add(
+                table::FORWARD,
+                PRIO_UNICAST,
+                vec![meta(), Oxm::eth_dst(port.mac)],
+                cookie::of(cookie::PORT, port_id),
+                instructions,
+            );
+        }
+        for &tree in &ports.tree_ports {
+            buckets.push(bucket(tagged_output(net.segment, tree)));
+        }
+        out.groups.insert(u32::from(net.segment), Group { group_type: group_type::ALL, buckets });
+        out.add(
+            table::FORWARD,
+            PRIO_FLOOD,
+            vec![meta(), multicast_dst()],
+            cookie::of(cookie::NETWORK, net_id),
+            vec![Instruction::ApplyActions(vec![Action::Group(u32::from(net.segment))])],
+        );
+    }
+}
+
+fn bucket(actions: Vec<Action>) -> Bucket {
+    Bucket { weight: 0, watch_port: port_no::ANY, watch_group: port_no::ANY, actions }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::world;
+    use super::*;
+    use crate::tenant::flows::FlowKey;
+
+    #[test]
+    fn local_destinations_go_to_the_acl_and_remote_ones_are_tagged() {
+        let (st, plan) = world();
+        let mut out = SwitchFlows::default();
+        forward_of(&st, &plan, 1, &mut out);
+        let meta = Oxm::metadata(101, Some(METADATA_MASK));
+        // r1 (mac :00) is local on switch 1, r2 (mac :02) is on switch 2 behind port 10.
+        let local = FlowKey::new(table::FORWARD, PRIO_UNICAST, vec![meta.clone(), Oxm::eth_dst([0xfa, 0x16, 0x3e, 0, 0, 0])]);
+        assert_eq!(out.flows[&local].instructions, vec![Instruction::GotoTable(table::EGRESS_ACL)]);
+        let remote = FlowKey::new(table::FORWARD, PRIO_UNICAST, vec![meta, Oxm::eth_dst([0xfa, 0x16, 0x3e, 0, 0, 2])]);
+        assert_eq!(out.flows[&remote].instructions, vec![Instruction::ApplyActions(tagged_output(101, 10))]);
+        // The red flood group: local r1 (port 1) and the tree port, tagged.
+        let g = &out.groups[&101];
+        assert_eq!(g.buckets.len(), 2);
+        assert_eq!(g.buckets[0].actions, vec![Action::Output { port: 1, max_len: 0 }]);
+    }
+
+    fn forward_of(st: &State, plan: &Plan, dpid: u64, out: &mut SwitchFlows) {
+        compile(st, plan, dpid, &plan.fabric.switches[&dpid], out);
+    }
+}

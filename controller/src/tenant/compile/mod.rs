@@ -1,0 +1,320 @@
+//! The compiler: (desired state, topology) -> the flows and groups of one switch.
+//! A pure function, one module per pipeline table (see ARCHITECTURE.md):
+//!
+//! - [`classify`] (table 0): LLDP to the controller, anti-spoofing on edge ports,
+//!   network number into metadata, VLAN off fabric ports.
+//! - [`ingress_acl`] (tables 10, 11): security groups of the sending port.
+//! - [`steer`] (table 20): IPS steering (passes everything on for now).
+//! - [`forward`] (table 30): ARP/DHCP to the controller, unicast by destination MAC
+//!   (locally or tagged towards the destination's switch), broadcast to groups.
+//! - [`egress_acl`] (tables 40, 41): security groups of the receiving port, output.
+//!
+//! [`Plan`] is what every switch's compilation shares (where ports are, how
+//! switches reach each other, conntrack zones); it is built once per batch of changes.
+
+pub mod classify;
+pub mod egress_acl;
+pub mod forward;
+pub mod ingress_acl;
+pub mod rules;
+pub mod steer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use tenet_topology::Topology;
+
+use super::flows::SwitchFlows;
+use super::state::{Port, State};
+
+/// OpenFlow's view of one switch's ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchPorts {
+    /// Port numbers by interface name.
+    pub by_name: HashMap<String, u32>,
+    /// Ports with a link to another switch.
+    pub link_ports: BTreeSet<u32>,
+    /// Link ports on the spanning tree (floods go out of these).
+    pub tree_ports: BTreeSet<u32>,
+}
+
+/// The switches and how they reach each other.
+#[derive(Debug, Clone, Default)]
+pub struct Fabric {
+    pub switches: BTreeMap<u64, SwitchPorts>,
+    /// (from, to) -> the port of `from` on the path to `to`.
+    pub next_hop: HashMap<(u64, u64), u32>,
+}
+
+impl Fabric {
+    /// Reads the fabric off the topology (paths are the topology's shortest paths).
+    pub fn from_topology(topo: &Topology) -> Fabric {
+        let tree = topo.spanning_tree();
+        let mut switches = BTreeMap::new();
+        for sw in topo.switches() {
+            let mut ports = SwitchPorts::default();
+            for p in sw.ports.values() {
+                ports.by_name.insert(p.name.clone(), p.port_no);
+                if topo.is_link_port(tenet_topology::Endpoint::new(sw.dpid, p.port_no)) {
+                    ports.link_ports.insert(p.port_no);
+                }
+            }
+            ports.tree_ports = tree.get(&sw.dpid).cloned().unwrap_or_default();
+            switches.insert(sw.dpid, ports);
+        }
+        let dpids: Vec<u64> = switches.keys().copied().collect();
+        let mut next_hop = HashMap::new();
+        for &a in &dpids {
+            for &b in &dpids {
+                if a == b {
+                    continue;
+                }
+                if let Some(port) = topo.shortest_path(a, b).and_then(|p| p.hops.first().and_then(|h| h.out_port)) {
+                    next_hop.insert((a, b), port);
+                }
+            }
+        }
+        Fabric { switches, next_hop }
+    }
+
+    /// The switches a packet from `a` to `b` passes, both ends included (just `a`
+    /// when there is no path).
+    pub fn path(&self, a: u64, b: u64, peers: &HashMap<(u64, u32), u64>) -> Vec<u64> {
+        let mut path = vec![a];
+        let mut at = a;
+        while at != b && path.len() <= self.switches.len() {
+            let Some(next) = self.next_hop.get(&(at, b)).and_then(|port| peers.get(&(at, *port))) else {
+                break;
+            };
+            at = *next;
+            path.push(at);
+        }
+        path
+    }
+}
+
+/// A port that is bound, on a switch we know, at a port number we know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub dpid: u64,
+    pub ofport: u32,
+}
+
+/// What every switch's compilation shares.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub fabric: Fabric,
+    /// Bound ports by port id.
+    pub placed: BTreeMap<String, Placement>,
+    /// Port ids by network id (placed ones only), sorted.
+    pub by_network: BTreeMap<String, Vec<String>>,
+    /// Switches that carry each network's unicast traffic: those with its ports and
+    /// those on the paths between them.
+    pub span: BTreeMap<String, BTreeSet<u64>>,
+    /// Conntrack zone of each port (unique on the machine: all bridges of one
+    /// ovs-vswitchd share one connection tracker).
+    pub zones: HashMap<String, u16>,
+    /// Security group id -> IPv4 addresses of its member ports.
+    pub members: HashMap<String, Vec<std::net::Ipv4Addr>>,
+}
+
+/// FNV-1a over a string, for stable zone hashing.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Conntrack zones: each port gets hash(id) (1..=65535), probing upwards on collision,
+/// ports taken in creation order, so a new port never moves an older one and a
+/// restarted controller computes the same zones.
+pub fn allocate_zones(state: &State) -> HashMap<String, u16> {
+    let mut ports: Vec<&Port> = state.ports.values().collect();
+    ports.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    let mut used = vec![false; 65536];
+    let mut zones = HashMap::with_capacity(ports.len());
+    for p in ports.into_iter().take(65535) {
+        let mut z = (fnv(&p.id) % 65535) as usize + 1;
+        while used[z] {
+            z = if z == 65535 { 1 } else { z + 1 };
+        }
+        used[z] = true;
+        zones.insert(p.id.clone(), z as u16);
+    }
+    zones
+}
+
+impl Plan {
+    /// Places every bound port, computes spans, zones and group members.
+    pub fn new(state: &State, fabric: Fabric, link_peers: &HashMap<(u64, u32), u64>) -> Plan {
+        let mut placed = BTreeMap::new();
+        let mut by_network: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for port in state.ports.values() {
+            if !port.admin_up || !state.networks.contains_key(&port.network_id) {
+                continue;
+            }
+            let Some(binding) = state.active_binding(&port.id) else { continue };
+            let Some(dpid) = binding.dpid else { continue };
+            let Some(ofport) = fabric.switches.get(&dpid).and_then(|s| s.by_name.get(&binding.interface)) else {
+                continue;
+            };
+            placed.insert(port.id.clone(), Placement { dpid, ofport: *ofport });
+            by_network.entry(port.network_id.clone()).or_default().push(port.id.clone());
+        }
+        let mut span = BTreeMap::new();
+        for (net, ports) in &by_network {
+            let at: BTreeSet<u64> = ports.iter().filter_map(|p| placed.get(p)).map(|p: &Placement| p.dpid).collect();
+            let mut s = at.clone();
+            for &a in &at {
+                for &b in &at {
+                    if a < b {
+                        s.extend(fabric.path(a, b, link_peers));
+                    }
+                }
+            }
+            span.insert(net.clone(), s);
+        }
+        let mut members: HashMap<String, Vec<std::net::Ipv4Addr>> = HashMap::new();
+        for port in state.ports.values() {
+            for g in &port.security_groups {
+                members.entry(g.clone()).or_default().extend(port.ips.iter().map(|(_, ip)| *ip));
+            }
+        }
+        for ips in members.values_mut() {
+            ips.sort();
+            ips.dedup();
+        }
+        Plan { fabric, placed, by_network, span, zones: allocate_zones(state), members }
+    }
+
+    /// Ports placed on `dpid`, with their placement.
+    pub fn local_ports<'a>(&'a self, state: &'a State, dpid: u64) -> impl Iterator<Item = (&'a Port, Placement)> + 'a {
+        self.placed.iter().filter(move |(_, p)| p.dpid == dpid).filter_map(|(id, p)| Some((state.ports.get(id)?, *p)))
+    }
+
+    /// Whether `dpid` carries the unicast traffic of `network`.
+    pub fn in_span(&self, network: &str, dpid: u64) -> bool {
+        self.span.get(network).is_some_and(|s| s.contains(&dpid))
+    }
+}
+
+/// Compiles everything `dpid` should hold.
+pub fn compile_switch(state: &State, plan: &Plan, dpid: u64) -> SwitchFlows {
+    let mut out = SwitchFlows::default();
+    let Some(ports) = plan.fabric.switches.get(&dpid) else { return out };
+    classify::compile(state, plan, dpid, ports, &mut out);
+    ingress_acl::compile(state, plan, dpid, &mut out);
+    steer::compile(&mut out);
+    forward::compile(state, plan, dpid, ports, &mut out);
+    egress_acl::compile(state, plan, dpid, &mut out);
+    out
+}
+
+/// Metadata carries the network's segment number.
+pub const METADATA_MASK: u64 = 0xffff;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A small two-switch world for the table modules' tests.
+    use super::*;
+    use crate::tenant::state::State;
+
+    /// Networks "red" (segment 101) and "blue" (segment 102), ports r1/b1 on switch 1
+    /// (ports 1, 2), r2/b2 on switch 2 (ports 1, 2), switches linked by port 10 <-> 10.
+    pub fn world() -> (State, Plan) {
+        let mut st = State::default();
+        for (net, seg) in [("red", 101), ("blue", 102)] {
+            st.apply("network", net, false, &format!(r#"{{"project_id":"p-{net}","provider:segmentation_id":{seg}}}"#))
+                .expect("network");
+            st.apply(
+                "subnet",
+                &format!("s-{net}"),
+                false,
+                &format!(
+                    r#"{{"network_id":"{net}","ip_version":4,"cidr":"10.0.0.0/24","gateway_ip":"10.0.0.1"}}"#
+                ),
+            )
+            .expect("subnet");
+        }
+        let ports = [("r1", "red", 1u64, "s1-eth1", 5), ("b1", "blue", 1, "s1-eth2", 5), ("r2", "red", 2, "s2-eth1", 6), ("b2", "blue", 2, "s2-eth2", 6)];
+        for (i, (id, net, dpid, iface, ip)) in ports.iter().enumerate() {
+            st.apply(
+                "port",
+                id,
+                false,
+                &format!(
+                    r#"{{"network_id":"{net}","project_id":"p-{net}","mac_address":"fa:16:3e:00:00:0{i}",
+                        "fixed_ips":[{{"subnet_id":"s-{net}","ip_address":"10.0.0.{ip}"}}],"security_groups":["sg-{net}"],
+                        "created_at":"2026-01-01T00:00:0{i}Z"}}"#
+                ),
+            )
+            .expect("port");
+            st.apply(
+                "port_binding",
+                &format!("{id}/h{dpid}"),
+                false,
+                &format!(
+                    r#"{{"port_id":"{id}","host":"h{dpid}","status":"ACTIVE","datapath_id":"{dpid:016x}","interface_name":"{iface}"}}"#
+                ),
+            )
+            .expect("binding");
+        }
+        let mut fabric = Fabric::default();
+        for dpid in [1u64, 2] {
+            let mut sp = SwitchPorts::default();
+            sp.by_name.insert(format!("s{dpid}-eth1"), 1);
+            sp.by_name.insert(format!("s{dpid}-eth2"), 2);
+            sp.by_name.insert(format!("s{dpid}-eth10"), 10);
+            sp.link_ports.insert(10);
+            sp.tree_ports.insert(10);
+            fabric.switches.insert(dpid, sp);
+        }
+        fabric.next_hop.insert((1, 2), 10);
+        fabric.next_hop.insert((2, 1), 10);
+        let peers: HashMap<(u64, u32), u64> = [((1, 10), 2), ((2, 10), 1)].into_iter().collect();
+        let plan = Plan::new(&st, fabric, &peers);
+        (st, plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::world;
+    use super::*;
+
+    #[test]
+    fn ports_are_placed_and_spans_cover_paths() {
+        let (st, plan) = world();
+        assert_eq!(plan.placed["r1"], Placement { dpid: 1, ofport: 1 });
+        assert_eq!(plan.placed["b2"], Placement { dpid: 2, ofport: 2 });
+        assert_eq!(plan.span["red"], BTreeSet::from([1, 2]));
+        let zones: BTreeSet<u16> = plan.zones.values().copied().collect();
+        assert_eq!(zones.len(), 4, "zones are unique");
+        assert_eq!(allocate_zones(&st), plan.zones, "zones are a function of the state");
+    }
+
+    #[test]
+    fn a_new_port_never_moves_an_older_ports_zone() {
+        let (mut st, _) = world();
+        let before = allocate_zones(&st);
+        for i in 0..300 {
+            st.apply(
+                "port",
+                &format!("x{i}"),
+                false,
+                &format!(r#"{{"network_id":"red","mac_address":"fa:16:3e:01:00:{:02x}","created_at":"2027-{i:05}"}}"#, i % 256),
+            )
+            .expect("port");
+        }
+        let after = allocate_zones(&st);
+        for (id, z) in before {
+            assert_eq!(after[&id], z);
+        }
+        let distinct: BTreeSet<u16> = after.values().copied().collect();
+        assert_eq!(distinct.len(), after.len());
+    }
+
+    #[test]
+    fn compilation_is_deterministic() {
+        let (st, plan) = world();
+        assert_eq!(compile_switch(&st, &plan, 1), compile_switch(&st, &plan, 1));
+        assert!(compile_switch(&st, &plan, 99).flows.is_empty());
+    }
+}

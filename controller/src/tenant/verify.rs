@@ -1,0 +1,1 @@
+//! Isolation proof over installed flows (being written).
