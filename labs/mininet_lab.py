@@ -21,6 +21,8 @@ STEPS (stdin commands, one JSON line answers each):
   ping SRC DST [count]     -> {"sent": n, "received": n}
   link A B up|down         -> {"ok": true}
   cmd HOST SHELL...        -> {"output": "..."}
+  dhcp HOST MAC            -> {"ip": "a.b.c.d/len" or null, "output": "..."}: sets the host's MAC,
+                              drops its address, asks DHCP (busybox udhcpc) and applies the answer
   stop                     -> {"stopped": true} and exit
 """
 
@@ -56,9 +58,11 @@ class PrefixedTopo(Topo):
             self.tree(depth, fanout)
         elif kind == "ring":
             n = args[0] if args else 4
+            per = args[1] if len(args) > 1 else 1
             sws = [self.sw() for _ in range(n)]
             for s in sws:
-                self.addLink(self.host(), s)
+                for _ in range(per):
+                    self.addLink(self.host(), s)
             for i, s in enumerate(sws):
                 self.addLink(s, sws[(i + 1) % n])
         elif kind == "fattree":
@@ -76,7 +80,7 @@ class PrefixedTopo(Topo):
                     for _ in range(k // 2):
                         self.addLink(self.host(), e)
         else:
-            raise SystemExit("unknown topology %r (linear,N | tree,D,F | ring,N | fattree,K)" % kind)
+            raise SystemExit("unknown topology %r (linear,N | tree,D,F | ring,N[,HOSTS_PER_SWITCH] | fattree,K)" % kind)
 
     def sw(self):
         self._sw += 1
@@ -148,6 +152,21 @@ def describe_hosts(net):
     return hosts
 
 
+UDHCPC_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udhcpc-script.sh")
+
+
+def dhcp(h, mac):
+    intf = h.defaultIntf().name
+    h.cmd("ip link set %s address %s" % (intf, mac))
+    h.cmd("ip addr flush dev %s" % intf)
+    out = h.cmd("udhcpc -i %s -n -q -f -t 4 -T 1 -A 1 -s %s 2>&1" % (intf, UDHCPC_SCRIPT))
+    m = re.search(r"inet (\d+\.\d+\.\d+\.\d+/\d+)", h.cmd("ip -4 addr show dev %s" % intf))
+    if m:
+        h.setIP(m.group(1).split("/")[0], prefixLen=int(m.group(1).split("/")[1]), intf=intf)
+        h.intf(intf).mac = mac
+    return {"ip": m.group(1) if m else None, "output": out}
+
+
 def serve_steps(net):
     def say(obj):
         sys.stdout.write(json.dumps(obj) + "\n")
@@ -176,6 +195,8 @@ def serve_steps(net):
             elif op == "link":
                 net.configLinkStatus(words[1], words[2], words[3])
                 say({"ok": True})
+            elif op == "dhcp":
+                say(dhcp(net.get(words[1]), words[2]))
             elif op == "cmd":
                 say({"output": net.get(words[1]).cmd(" ".join(words[2:]))})
             elif op == "stop":
@@ -189,11 +210,13 @@ def serve_steps(net):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--topo", default="linear,2", help="linear,N | tree,DEPTH,FANOUT | ring,N | fattree,K")
+    ap.add_argument("--topo", default="linear,2", help="linear,N | tree,DEPTH,FANOUT | ring,N[,HOSTS_PER_SWITCH] | fattree,K")
     ap.add_argument("--controller", default="127.0.0.1:6653", help="HOST:PORT of the OpenFlow controller")
     ap.add_argument("--protocols", default="OpenFlow13", help="OpenFlow13, OpenFlow10 or OpenFlow10,OpenFlow13")
     ap.add_argument("--prefix", default="t", help="prefix of every switch and host name (keep it short)")
     ap.add_argument("--steps", action="store_true", help="read steps from stdin (for tests)")
+    ap.add_argument("--fail-mode", default="standalone", choices=["standalone", "secure"],
+                    help="OVS fail mode: secure keeps the controller's flows (and nothing else) while it is away")
     ap.add_argument("--cli", action="store_true", help="open the Mininet CLI")
     ap.add_argument("--pingall", action="store_true", help="run pingall once and report")
     args = ap.parse_args()
@@ -206,7 +229,8 @@ def main():
     topo = PrefixedTopo(kind=kind, args=targs, prefix=args.prefix)
     net = Mininet(
         topo=topo,
-        switch=lambda name, **kw: OVSSwitch(name, datapath="user", protocols=args.protocols, **kw),
+        switch=lambda name, **kw: OVSSwitch(name, datapath="user", protocols=args.protocols,
+                                            failMode=args.fail_mode, **kw),
         controller=lambda name: RemoteController(name, ip=host, port=int(port)),
         autoSetMacs=False,
         waitConnected=False,

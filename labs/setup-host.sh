@@ -15,6 +15,7 @@ PACKAGES=(
   iputils-ping tcpdump ethtool tshark iperf3 netcat-openbsd valgrind
   build-essential pkg-config
   postgresql python3-venv protobuf-compiler
+  udhcpc
 )
 # Nice to have (profiling); failure to install is not an error.
 OPTIONAL_PACKAGES=(linux-perf)

@@ -12,6 +12,12 @@ use tenet_controller::learning::Learning;
 use tenet_controller::metrics;
 use tenet_controller::network::{self, DiscoveryConfig, Network};
 use tenet_controller::session::{AppFactory, Controller, SessionConfig};
+use tenet_controller::tenant::app::TenantApps;
+use tenet_controller::tenant::engine::{self, Tenant, TenantConfig};
+use tenet_controller::tenant::feed;
+
+#[path = "verify_cli.rs"]
+mod verify;
 
 /// tenet's OpenFlow controller.
 ///
@@ -31,8 +37,28 @@ struct Cli {
     /// learning: a reactive L2 learning switch per datapath (flow-mod plus
     /// packet-out), with LLDP discovery: floods follow a spanning tree of the
     /// discovered topology, so networks with loops work; for labs and benchmarks.
+    ///
+    /// tenant: the platform's mode. Follows netapi's state feed (--netapi) and compiles
+    /// tenant networks, ports and security groups into flows on every switch
+    /// (proactively; ARP and DHCP are answered by the controller). Needs OpenFlow 1.3
+    /// and netapi credentials in the environment (source an openrc: OS_AUTH_URL,
+    /// OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME; or OS_TOKEN) of a user with the
+    /// admin or service role.
     #[arg(long, value_enum, default_value_t = Mode::Learning)]
     mode: Mode,
+
+    /// netapi's gRPC address (tenant mode).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9697")]
+    netapi: String,
+
+    /// Tenant mode: milliseconds a switch must be connected before its flows are
+    /// reconciled, so that discovery has found its links (a restarted controller then
+    /// changes nothing on the switches).
+    #[arg(long, value_name = "MS", default_value_t = 1500)]
+    settle: u64,
+
+    #[command(subcommand)]
+    command: Option<Command>,
 
     /// Log line format: human-readable text or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -81,10 +107,28 @@ struct Cli {
     dead_after: u64,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     /// Reactive L2 learning switch on every datapath.
     Learning,
+    /// Tenant networks compiled from netapi's desired state.
+    Tenant,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prove tenant isolation from the flows installed on every switch: for every pair
+    /// of networks, no packet entering at a port of one can leave at a port of the
+    /// other. Asks a running tenant-mode controller (its topology API), prints any
+    /// counterexample packet with its path, and exits 1 when there is one.
+    Verify {
+        /// The controller's topology API.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8181")]
+        api: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,7 +150,11 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    match start(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Some(Command::Verify { api, json }) = &cli.command {
+        return verify::main(api, *json);
+    }
+    match start(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tenet-controller: {e:#}");
@@ -143,8 +191,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         interval: Duration::from_millis(cli.lldp_interval),
         missed_rounds: cli.link_missed_rounds.max(1),
     });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tenant = None;
     let apps: Arc<dyn AppFactory> = match cli.mode {
         Mode::Learning => Arc::new(Learning::with_network(network.clone())),
+        Mode::Tenant => {
+            let auth = feed::Auth::from_env().map_err(|e| anyhow::anyhow!("tenant mode needs netapi credentials: {e}"))?;
+            let t = Tenant::new(
+                network.clone(),
+                TenantConfig { settle: Duration::from_millis(cli.settle), ..TenantConfig::default() },
+            );
+            let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1024);
+            tokio::spawn(feed::run(cli.netapi.clone(), auth, feed_tx, stop_rx.clone()));
+            tenant = Some((t.clone(), feed_rx));
+            Arc::new(TenantApps(t))
+        }
     };
     let config = SessionConfig {
         echo_interval: Duration::from_secs(cli.echo_interval),
@@ -165,14 +226,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         });
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api_listener =
         tokio::net::TcpListener::bind(cli.api).await.with_context(|| format!("cannot serve the API on {}", cli.api))?;
     tracing::info!(api = %cli.api, "topology API listening");
     let grpc_listener =
         tokio::net::TcpListener::bind(cli.grpc).await.with_context(|| format!("cannot serve gRPC on {}", cli.grpc))?;
     tracing::info!(grpc = %cli.grpc, "topology gRPC API listening");
-    let state = ApiState { network: network.clone(), registry: ctl.registry.clone() };
+    let state = ApiState {
+        network: network.clone(),
+        registry: ctl.registry.clone(),
+        tenant: tenant.as_ref().map(|(t, _)| t.clone()),
+    };
+    if let Some((t, feed_rx)) = tenant {
+        tokio::spawn(engine::run(t, ctl.registry.clone(), feed_rx, stop_rx.clone()));
+    }
     let (api_state, api_stop) = (state.clone(), stop_rx.clone());
     tokio::spawn(async move {
         if let Err(e) = api::serve(api_listener, api_state, api_stop).await {

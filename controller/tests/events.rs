@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 async fn a_connecting_switch_is_announced_on_the_event_stream() {
     let net = Network::new(DiscoveryConfig::default());
     let ctl = Controller::new(SessionConfig::default(), Arc::new(Learning::with_network(net.clone())));
-    let state = ApiState { network: net, registry: ctl.registry.clone() };
+    let state = ApiState { network: net, registry: ctl.registry.clone(), tenant: None };
     let (of, api_l) =
         (TcpListener::bind("127.0.0.1:0").await.expect("bind"), TcpListener::bind("127.0.0.1:0").await.expect("bind"));
     let (of_addr, api_addr) = (of.local_addr().expect("addr"), api_l.local_addr().expect("addr"));

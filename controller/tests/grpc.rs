@@ -43,7 +43,7 @@ async fn start() -> Platform {
     let of_addr = of.local_addr().expect("addr").to_string();
     let grpc_addr = grpc_l.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let state = ApiState { network: network.clone(), registry: registry.clone() };
+    let state = ApiState { network: network.clone(), registry: registry.clone(), tenant: None };
     tokio::spawn(grpc::serve(grpc_l, state, rx.clone()));
     tokio::spawn(network::run(network.clone(), registry, rx.clone()));
     tokio::spawn(ctl.serve(of, rx));

@@ -7,6 +7,7 @@
 //! also when the test fails.
 
 pub mod netapi;
+pub mod tenant;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -85,16 +86,21 @@ impl Lab {
     /// Starts a lab of `topo` (e.g. `linear,4`) whose switches connect to `controller` (HOST:PORT).
     /// A lab that does not come up in time is torn down and started once more.
     pub fn start(topo: &str, controller: &str, protocols: &str) -> anyhow::Result<Lab> {
-        match Lab::start_once(topo, controller, protocols) {
+        Lab::start_with(topo, controller, protocols, &[])
+    }
+
+    /// Like [`Lab::start`], with more `labs/mininet_lab.py` options (e.g. `--fail-mode secure`).
+    pub fn start_with(topo: &str, controller: &str, protocols: &str, extra: &[&str]) -> anyhow::Result<Lab> {
+        match Lab::start_once(topo, controller, protocols, extra) {
             Ok(lab) => Ok(lab),
             Err(e) => {
                 eprintln!("lab {topo} did not start ({e:#}); trying once more");
-                Lab::start_once(topo, controller, protocols)
+                Lab::start_once(topo, controller, protocols, extra)
             }
         }
     }
 
-    fn start_once(topo: &str, controller: &str, protocols: &str) -> anyhow::Result<Lab> {
+    fn start_once(topo: &str, controller: &str, protocols: &str, extra: &[&str]) -> anyhow::Result<Lab> {
         let prefix = unique_prefix();
         let script = repo_root().join("labs/mininet_lab.py");
         let mut child = Command::new("/usr/bin/python3")
@@ -103,6 +109,7 @@ impl Lab {
             .arg(&script)
             .args(["--steps", "--topo", topo, "--controller", controller, "--protocols", protocols, "--prefix"])
             .arg(&prefix)
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -191,6 +198,34 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// A binary of the workspace (`package`'s `name`), built if needed.
+pub fn workspace_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .current_dir(repo_root())
+        .status()
+        .with_context(|| format!("building {name}"))?;
+    if !status.success() {
+        bail!("cargo build -p {package} --bin {name} failed");
+    }
+    // target/debug/deps/<test> -> target/debug/<name>
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let profile_dir =
+        exe.parent().and_then(std::path::Path::parent).context("test binary has no target directory")?;
+    let bin = profile_dir.join(name);
+    if !bin.exists() {
+        bail!("{} not found after building", bin.display());
+    }
+    Ok(bin)
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> anyhow::Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
+    Ok(l.local_addr()?.to_string())
 }
 
 /// Polls `cond` every 100 ms until it holds or `timeout` passes.

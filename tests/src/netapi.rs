@@ -11,7 +11,7 @@
 //! a new database per server, created and dropped with `psql`).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 
@@ -60,23 +60,7 @@ pub fn openstack_venv() -> anyhow::Result<PathBuf> {
 
 /// The `tenet-netapi` binary, built if needed.
 fn netapi_binary() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "tenet-netapi", "--bin", "tenet-netapi"])
-        .current_dir(repo_root())
-        .status()
-        .context("building tenet-netapi")?;
-    if !status.success() {
-        bail!("cargo build -p tenet-netapi failed");
-    }
-    // target/debug/deps/<test> -> target/debug/tenet-netapi
-    let exe = std::env::current_exe().context("locating the test binary")?;
-    let profile_dir = exe.parent().and_then(Path::parent).context("test binary has no target directory")?;
-    let bin = profile_dir.join("tenet-netapi");
-    if !bin.exists() {
-        bail!("{} not found after building", bin.display());
-    }
-    Ok(bin)
+    crate::workspace_binary("tenet-netapi", "tenet-netapi")
 }
 
 /// The PostgreSQL server tests use: `TENET_TEST_POSTGRES` (an admin URL whose role may

@@ -33,6 +33,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct ApiState {
     pub network: Arc<Network>,
     pub registry: Registry,
+    /// Tenant mode's engine, when the controller runs in tenant mode.
+    pub tenant: Option<Arc<crate::tenant::engine::Tenant>>,
 }
 
 /// An API error: a status and a message, served as `{"error": message}`.
@@ -79,6 +81,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/hosts", get(hosts))
         .route("/v1/paths", get(paths))
         .route("/v1/events", get(events))
+        .route("/v1/tenant", get(tenant_status))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .with_state(state)
 }
@@ -242,3 +245,14 @@ async fn events(State(st): State<ApiState>) -> Sse<impl futures_util::Stream<Ite
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
+
+fn tenant_of(st: &ApiState) -> Result<&Arc<crate::tenant::engine::Tenant>, ApiError> {
+    st.tenant.as_ref().ok_or_else(|| ApiError(StatusCode::CONFLICT, "the controller does not run in tenant mode".into()))
+}
+
+/// `GET /v1/tenant`: tenant mode's feed revision and each switch's reconciliation.
+async fn tenant_status(State(st): State<ApiState>) -> ApiResult {
+    let t = tenant_of(&st)?;
+    Ok(Json(serde_json::to_value(t.status()).unwrap_or(Value::Null)))
+}
+

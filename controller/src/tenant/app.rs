@@ -1,0 +1,149 @@
+//! The per-switch side of tenant mode: discovery input (ports, PORT_STATUS, LLDP) and
+//! the packet-in services: ARP answered from netapi's addresses and DHCP answered from
+//! IPAM, both without flooding. Flows are the engine's business.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tenet_topology::Endpoint;
+
+use crate::session::{AppFactory, Ctx, DatapathApp, PacketInRef, SwitchInfo};
+use crate::wire::of13::action::port_no;
+use crate::wire::of13::{self, Action, FlowMod, Instruction, Oxm};
+use crate::wire::OFP13;
+
+use super::compile::classify::PRIO_LLDP;
+use super::engine::{SwitchEvent, Tenant, View};
+use super::flows::{cookie, table};
+use super::packet::{self, Lease};
+
+/// The MAC the controller's DHCP server answers from (locally administered).
+pub const DHCP_SERVER_MAC: [u8; 6] = [0x02, 0x74, 0x6e, 0x00, 0x00, 0x01];
+/// DHCP lease time, seconds.
+pub const LEASE_SECS: u32 = 86_400;
+
+/// Makes a [`TenantSwitch`] per connection.
+pub struct TenantApps(pub Arc<Tenant>);
+
+impl AppFactory for TenantApps {
+    fn make(&self) -> Box<dyn DatapathApp> {
+        Box::new(TenantSwitch { tenant: self.0.clone() })
+    }
+}
+
+pub struct TenantSwitch {
+    tenant: Arc<Tenant>,
+}
+
+impl DatapathApp for TenantSwitch {
+    fn on_ready(&mut self, ctx: &mut Ctx<'_>) {
+        if ctx.info.version != OFP13 {
+            tracing::warn!(dpid = %tenet_topology::fmt_dpid(ctx.info.dpid), "tenant mode needs OpenFlow 1.3; switch ignored");
+            return;
+        }
+        // LLDP must reach us before the pipeline is reconciled (discovery decides the
+        // paths). The same flow the compiler makes, so reconciliation leaves it alone.
+        ctx.send13(&of13::Message::FlowMod(FlowMod {
+            cookie: cookie::of(cookie::INFRA, "pipeline"),
+            table_id: table::CLASSIFY,
+            priority: PRIO_LLDP,
+            match_: of13::Match::new(vec![Oxm::eth_type(0x88cc)]),
+            instructions: vec![Instruction::ApplyActions(vec![Action::output(port_no::CONTROLLER)])],
+            ..FlowMod::default()
+        }));
+    }
+
+    fn on_ports(&mut self, ctx: &mut Ctx<'_>, ports: &[of13::Port]) {
+        if ctx.info.version != OFP13 {
+            return;
+        }
+        let net = &self.tenant.network;
+        net.switch_ports(ctx.info.dpid, ports);
+        let mut out = Vec::new();
+        net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, ports, &mut out);
+        ctx.send_raw(&out);
+        self.tenant.switch_event(SwitchEvent::Up(ctx.info.dpid));
+    }
+
+    fn on_port_status(&mut self, ctx: &mut Ctx<'_>, reason: u8, port: &of13::Port) {
+        let net = &self.tenant.network;
+        net.port_status(ctx.info.dpid, reason, port);
+        if reason != of13::port::port_reason::DELETE && port.is_up() {
+            let mut out = Vec::new();
+            net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, std::slice::from_ref(port), &mut out);
+            ctx.send_raw(&out);
+        }
+    }
+
+    fn on_disconnect(&mut self, info: &SwitchInfo) {
+        self.tenant.network.switch_gone(info.dpid);
+        self.tenant.switch_event(SwitchEvent::Down(info.dpid));
+    }
+
+    fn on_packet_in(&mut self, ctx: &mut Ctx<'_>, pi: PacketInRef<'_>) {
+        let frame = pi.data;
+        let Some(eth) = packet::parse_ethernet(frame) else { return };
+        if eth.ethertype == 0x88cc {
+            self.tenant.network.lldp_in(Endpoint { dpid: ctx.info.dpid, port: pi.in_port }, frame);
+            return;
+        }
+        let view = self.tenant.view();
+        let reply = if eth.ethertype == packet::ETHERTYPE_ARP {
+            answer_arp(&view, ctx.info.dpid, pi.in_port, frame)
+        } else {
+            answer_dhcp(&view, ctx.info.dpid, pi.in_port, frame)
+        };
+        if let Some(data) = reply {
+            ctx.send13(&of13::Message::PacketOut(of13::PacketOut {
+                buffer_id: of13::NO_BUFFER,
+                in_port: port_no::CONTROLLER,
+                actions: vec![Action::Output { port: pi.in_port, max_len: 0 }],
+                data,
+            }));
+        }
+    }
+}
+
+/// An ARP reply for a request that came in at (dpid, in_port), if the target is a
+/// port of the same network.
+pub fn answer_arp(view: &View, dpid: u64, in_port: u32, frame: &[u8]) -> Option<Vec<u8>> {
+    let req = packet::parse_arp_request(frame)?;
+    if req.is_gratuitous() {
+        return None;
+    }
+    let port = view.state.ports.get(view.edges.get(&(dpid, in_port))?)?;
+    let mac = view.addresses.get(&(port.network_id.clone(), req.target_ip))?;
+    Some(packet::arp_reply(&req, *mac))
+}
+
+/// A DHCP answer for a request from the port at (dpid, in_port), from its fixed IPv4
+/// address and subnet.
+pub fn answer_dhcp(view: &View, dpid: u64, in_port: u32, frame: &[u8]) -> Option<Vec<u8>> {
+    let req = packet::parse_dhcp(frame)?;
+    let port = view.state.ports.get(view.edges.get(&(dpid, in_port))?)?;
+    if req.chaddr != port.mac {
+        return None;
+    }
+    let (subnet, ip) =
+        port.ips.iter().find_map(|(s, ip)| view.state.subnets.get(s).filter(|s| s.enable_dhcp).map(|s| (s, *ip)))?;
+    let (net_addr, len) = subnet.cidr;
+    let mask = packet::prefix_to_mask(len);
+    // The server's address: the gateway, or else the subnet's last usable address.
+    let server_ip = subnet.gateway.unwrap_or_else(|| {
+        let host_bits = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+        Ipv4Addr::from((u32::from(net_addr) | host_bits).saturating_sub(1))
+    });
+    let lease = Lease {
+        your_ip: ip,
+        server_ip,
+        server_mac: DHCP_SERVER_MAC,
+        subnet_mask: mask,
+        router: subnet.gateway,
+        dns: subnet.dns.clone(),
+        routes: subnet.routes.clone(),
+        mtu: view.state.networks.get(&port.network_id).and_then(|n| n.mtu),
+        lease_secs: LEASE_SECS,
+        domain_name: None,
+    };
+    packet::dhcp_answer(&req, &lease).map(|(_, frame)| frame)
+}

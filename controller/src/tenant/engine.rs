@@ -1,0 +1,478 @@
+//! The engine: one task that owns the desired state, follows the feed and the
+//! topology, recompiles the switches a change touches and reconciles them.
+//!
+//! A switch is reconciled only once (a) the feed's snapshot is complete and (b) the
+//! switch has been connected for the settle time, so that discovery has found its
+//! links: a restarted controller then computes exactly what the switches already hold
+//! and sends nothing, and no packet is lost. Its first reconciliation reads the flows
+//! and groups it holds; later ones diff against what was last installed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::network::Network;
+use crate::session::Registry;
+
+use super::compile::{compile_switch, Fabric, Plan};
+use super::feed::FeedMsg;
+use super::flows::SwitchFlows;
+use super::reconcile;
+use super::state::{Mac, State, Touched};
+
+/// Tenant-mode tunables.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// How long a switch must have been connected before it is reconciled.
+    pub settle: Duration,
+    /// Timeout of flow reads and barriers.
+    pub request_timeout: Duration,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        TenantConfig { settle: Duration::from_millis(1500), request_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// What packet-in handlers need, swapped whole after every recompilation.
+#[derive(Debug, Default)]
+pub struct View {
+    pub state: State,
+    /// (dpid, OpenFlow port) -> tenant port id.
+    pub edges: HashMap<(u64, u32), String>,
+    /// (network id, IPv4) -> MAC.
+    pub addresses: HashMap<(String, Ipv4Addr), Mac>,
+}
+
+/// Reconciliation status of one switch (for the API and tests).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SwitchStatus {
+    /// Reconciled at least once since it connected.
+    pub ready: bool,
+    pub flows: usize,
+    pub groups: usize,
+    /// The feed revision its flows reflect.
+    pub revision: i64,
+    /// Totals since it connected.
+    pub flow_mods: u64,
+    pub reconciliations: u64,
+}
+
+/// Tenant mode's status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// The feed's snapshot has been received.
+    pub synced: bool,
+    /// The last revision applied to the desired state.
+    pub revision: i64,
+    /// Objects the feed carried that could not be taken in.
+    pub rejected: Vec<String>,
+    pub switches: BTreeMap<String, SwitchStatus>,
+}
+
+/// Switch events the sessions report to the engine.
+#[derive(Debug)]
+pub enum SwitchEvent {
+    Up(u64),
+    Down(u64),
+    Settled(u64),
+}
+
+/// Shared by the engine and the per-switch apps.
+pub struct Tenant {
+    pub network: Arc<Network>,
+    pub config: TenantConfig,
+    view: RwLock<Arc<View>>,
+    status: Mutex<Status>,
+    events: mpsc::UnboundedSender<SwitchEvent>,
+    events_rx: Mutex<Option<mpsc::UnboundedReceiver<SwitchEvent>>>,
+}
+
+impl Tenant {
+    pub fn new(network: Arc<Network>, config: TenantConfig) -> Arc<Tenant> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new(Tenant {
+            network,
+            config,
+            view: RwLock::new(Arc::new(View::default())),
+            status: Mutex::new(Status::default()),
+            events: tx,
+            events_rx: Mutex::new(Some(rx)),
+        })
+    }
+
+    /// The current view for answering packet-ins.
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// A copy of the status.
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn switch_event(&self, e: SwitchEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn set_view(&self, v: View) {
+        if let Ok(mut g) = self.view.write() {
+            *g = Arc::new(v);
+        }
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+struct Sw {
+    /// What the switch holds (read at settle, then what we installed); None until settled.
+    installed: Option<SwitchFlows>,
+}
+
+/// Runs the engine until `shutdown`.
+pub async fn run(
+    tenant: Arc<Tenant>,
+    registry: Registry,
+    mut feed: mpsc::Receiver<FeedMsg>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(mut events) = tenant.events_rx.lock().ok().and_then(|mut r| r.take()) else {
+        tracing::error!("tenant engine started twice");
+        return;
+    };
+    let mut topo_events = tenant.network.topology().subscribe();
+    let mut e = Engine {
+        tenant: tenant.clone(),
+        registry,
+        state: State::default(),
+        pending: None,
+        synced: false,
+        switches: HashMap::new(),
+        plan: Plan::default(),
+        fabric_dirty: true,
+        touched: Touched::default(),
+        dirty: BTreeSet::new(),
+    };
+    loop {
+        tokio::select! {
+            m = feed.recv() => match m {
+                Some(m) => e.feed(m),
+                None => return,
+            },
+            Some(ev) = events.recv() => e.switch_event(ev).await,
+            r = topo_events.recv() => e.topology_event(r),
+            _ = shutdown.changed() => return,
+        }
+        // Take everything already waiting before compiling: a burst is one compilation.
+        loop {
+            if let Ok(m) = feed.try_recv() {
+                e.feed(m);
+            } else if let Ok(ev) = events.try_recv() {
+                e.switch_event(ev).await;
+            } else {
+                match topo_events.try_recv() {
+                    Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => break,
+                    r => e.topology_event(r.map_err(|_| broadcast::error::RecvError::Lagged(0))),
+                }
+            }
+        }
+        e.process().await;
+    }
+}
+
+struct Engine {
+    tenant: Arc<Tenant>,
+    registry: Registry,
+    state: State,
+    /// A snapshot being received.
+    pending: Option<State>,
+    synced: bool,
+    switches: HashMap<u64, Sw>,
+    plan: Plan,
+    fabric_dirty: bool,
+    touched: Touched,
+    /// Switches to reconcile whatever the change set says (newly settled ones).
+    dirty: BTreeSet<u64>,
+}
+
+impl Engine {
+    fn feed(&mut self, m: FeedMsg) {
+        match m {
+            FeedMsg::SnapshotBegin(rev) => {
+                tracing::info!(revision = rev, "netapi snapshot begins");
+                self.pending = Some(State::default());
+            }
+            FeedMsg::Objects(objects) => {
+                let Some(p) = self.pending.as_mut() else { return };
+                for o in objects {
+                    if let Err(r) = p.apply(&o.kind, &o.id, false, &o.json) {
+                        tracing::warn!(error = %r, "object not taken in");
+                        self.tenant.update_status(|s| s.rejected.push(r.to_string()));
+                    }
+                }
+            }
+            FeedMsg::SnapshotEnd(rev) => {
+                if let Some(mut p) = self.pending.take() {
+                    p.revision = rev;
+                    self.state = p;
+                    self.synced = true;
+                    self.touched.everything = true;
+                    tracing::info!(
+                        revision = rev,
+                        networks = self.state.networks.len(),
+                        ports = self.state.ports.len(),
+                        "netapi snapshot complete"
+                    );
+                    self.tenant.update_status(|s| {
+                        s.synced = true;
+                        s.revision = rev;
+                    });
+                }
+            }
+            FeedMsg::Changes(c) => {
+                let target = self.pending.as_mut().unwrap_or(&mut self.state);
+                for ch in c.changes {
+                    match target.apply(&ch.kind, &ch.id, ch.op == "delete", &ch.json) {
+                        Ok(t) => self.touched.merge(t),
+                        Err(r) => {
+                            tracing::warn!(revision = c.revision, error = %r, "change not taken in");
+                            self.tenant.update_status(|s| s.rejected.push(r.to_string()));
+                        }
+                    }
+                }
+                target.revision = c.revision;
+                if self.pending.is_none() {
+                    self.tenant.update_status(|s| s.revision = c.revision);
+                }
+            }
+        }
+    }
+
+    async fn switch_event(&mut self, ev: SwitchEvent) {
+        match ev {
+            SwitchEvent::Up(dpid) => {
+                self.switches.insert(dpid, Sw { installed: None });
+                self.tenant.update_status(|s| {
+                    s.switches.insert(tenet_topology::fmt_dpid(dpid), SwitchStatus::default());
+                });
+                let tx = self.tenant.events.clone();
+                let settle = self.tenant.config.settle;
+                tokio::spawn(async move {
+                    tokio::time::sleep(settle).await;
+                    let _ = tx.send(SwitchEvent::Settled(dpid));
+                });
+            }
+            SwitchEvent::Down(dpid) => {
+                self.switches.remove(&dpid);
+                self.tenant.update_status(|s| {
+                    s.switches.remove(&tenet_topology::fmt_dpid(dpid));
+                });
+            }
+            SwitchEvent::Settled(dpid) => {
+                let (Some(sw), Some(handle)) = (self.switches.get_mut(&dpid), self.registry.get(dpid)) else { return };
+                match reconcile::read(&handle, self.tenant.config.request_timeout).await {
+                    Ok(have) => {
+                        tracing::info!(dpid = %tenet_topology::fmt_dpid(dpid), flows = have.flows.len(), groups = have.groups.len(), "switch settled; read its flows");
+                        sw.installed = Some(have);
+                        self.dirty.insert(dpid);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dpid = %tenet_topology::fmt_dpid(dpid), error = %e, "reading flows failed; retrying");
+                        let tx = self.tenant.events.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            let _ = tx.send(SwitchEvent::Settled(dpid));
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn topology_event(&mut self, r: Result<tenet_topology::TopologyEvent, broadcast::error::RecvError>) {
+        use tenet_topology::TopologyEvent as T;
+        match r {
+            Ok(T::HostAdded { .. } | T::HostMoved { .. } | T::HostChanged { .. } | T::HostRemoved { .. }) => {}
+            _ => self.fabric_dirty = true,
+        }
+    }
+
+    /// Recompiles and reconciles what changed.
+    async fn process(&mut self) {
+        if !self.synced || (!self.fabric_dirty && self.touched.is_empty() && self.dirty.is_empty()) {
+            return;
+        }
+        let started = Instant::now();
+        let touched = std::mem::take(&mut self.touched);
+        let fabric_dirty = std::mem::replace(&mut self.fabric_dirty, false);
+        let replan = fabric_dirty || !touched.is_empty();
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if replan {
+            let (fabric, peers) = {
+                let topo = self.tenant.network.topology();
+                let fabric =
+                    if fabric_dirty { Fabric::from_topology(&topo) } else { self.plan.fabric.clone() };
+                let peers: HashMap<(u64, u32), u64> =
+                    topo.links().map(|l| ((l.src.dpid, l.src.port), l.dst.dpid)).collect();
+                (fabric, peers)
+            };
+            let plan = Plan::new(&self.state, fabric, &peers);
+            if fabric_dirty || touched.everything {
+                dirty.extend(self.switches.keys().copied());
+            } else {
+                dirty.extend(affected(&touched, &self.state, &self.plan, &plan, self.switches.keys().copied()));
+            }
+            self.plan = plan;
+            self.tenant.set_view(view_of(&self.state, &self.plan));
+        }
+        let revision = self.state.revision;
+        let timeout = self.tenant.config.request_timeout;
+        let mut jobs = Vec::new();
+        for dpid in dirty {
+            let Some(sw) = self.switches.get(&dpid) else { continue };
+            let Some(have) = sw.installed.as_ref() else { continue };
+            let Some(handle) = self.registry.get(dpid) else { continue };
+            let want = compile_switch(&self.state, &self.plan, dpid);
+            let changes = reconcile::diff(&want, have);
+            jobs.push(async move {
+                let r = reconcile::apply(&handle, &changes, timeout).await;
+                (dpid, want, changes, r)
+            });
+        }
+        let n = jobs.len();
+        for (dpid, want, changes, r) in futures_util::future::join_all(jobs).await {
+            let name = tenet_topology::fmt_dpid(dpid);
+            match r {
+                Ok(()) => {
+                    if !changes.is_empty() {
+                        tracing::debug!(dpid = %name, added = changes.flows_added, deleted = changes.flows_deleted, groups = changes.groups_changed, "reconciled");
+                    }
+                    let (flows, groups) = (want.flows.len(), want.groups.len());
+                    if let Some(sw) = self.switches.get_mut(&dpid) {
+                        sw.installed = Some(want);
+                    }
+                    self.tenant.update_status(|s| {
+                        let st = s.switches.entry(name).or_default();
+                        st.ready = true;
+                        st.flows = flows;
+                        st.groups = groups;
+                        st.revision = revision;
+                        st.flow_mods += (changes.flows_added + changes.flows_deleted) as u64;
+                        st.reconciliations += 1;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(dpid = %name, error = %e, "reconciliation failed; the switch will be read again");
+                    if let Some(sw) = self.switches.get_mut(&dpid) {
+                        sw.installed = None;
+                    }
+                    let tx = self.tenant.events.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let _ = tx.send(SwitchEvent::Settled(dpid));
+                    });
+                }
+            }
+        }
+        if n > 0 {
+            tracing::debug!(switches = n, elapsed_us = started.elapsed().as_micros() as u64, revision, "compiled");
+        }
+    }
+}
+
+/// The switches a change set touches: where the touched networks run (before and
+/// after), where touched ports are bound, and where ports filtered by touched groups
+/// (or by rules naming them as remote group) sit. A network that gains its first or
+/// loses its last placed port touches every switch (fabric classification and flood
+/// groups live everywhere).
+fn affected(
+    touched: &Touched,
+    state: &State,
+    old: &Plan,
+    new: &Plan,
+    all: impl Iterator<Item = u64>,
+) -> BTreeSet<u64> {
+    let mut out: BTreeSet<u64> = touched.dpids.clone();
+    for net in &touched.networks {
+        if old.by_network.contains_key(net) != new.by_network.contains_key(net) {
+            return all.collect();
+        }
+        for plan in [old, new] {
+            out.extend(plan.span.get(net).into_iter().flatten().copied());
+        }
+    }
+    if !touched.groups.is_empty() {
+        let referencing: BTreeSet<&String> = state
+            .rules
+            .values()
+            .filter(|r| r.remote_group.as_ref().is_some_and(|g| touched.groups.contains(g)))
+            .map(|r| &r.group_id)
+            .collect();
+        for plan in [old, new] {
+            for (port_id, at) in &plan.placed {
+                let Some(port) = state.ports.get(port_id) else {
+                    out.insert(at.dpid);
+                    continue;
+                };
+                if port.security_groups.iter().any(|g| touched.groups.contains(g) || referencing.contains(g)) {
+                    out.insert(at.dpid);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn view_of(state: &State, plan: &Plan) -> View {
+    let mut edges = HashMap::new();
+    for (id, at) in &plan.placed {
+        edges.insert((at.dpid, at.ofport), id.clone());
+    }
+    let mut addresses = HashMap::new();
+    for p in state.ports.values() {
+        for (_, ip) in &p.ips {
+            addresses.insert((p.network_id.clone(), *ip), p.mac);
+        }
+    }
+    View { state: state.clone(), edges, addresses }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::compile::test_support::world;
+
+    #[test]
+    fn a_port_change_touches_its_networks_span_only() {
+        let (st, plan) = world();
+        let mut t = Touched::default();
+        t.networks.insert("red".into());
+        let a = affected(&t, &st, &plan, &plan, [1, 2, 3].into_iter());
+        assert_eq!(a, BTreeSet::from([1, 2]));
+        // A group change touches the switches of its members.
+        let mut t = Touched::default();
+        t.groups.insert("sg-blue".into());
+        let a = affected(&t, &st, &plan, &plan, [1, 2, 3].into_iter());
+        assert_eq!(a, BTreeSet::from([1, 2]));
+        let mut t = Touched::default();
+        t.groups.insert("sg-none".into());
+        assert!(affected(&t, &st, &plan, &plan, [1, 2, 3].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn the_view_answers_addresses_per_network() {
+        let (st, plan) = world();
+        let v = view_of(&st, &plan);
+        assert_eq!(v.edges[&(1, 1)], "r1");
+        assert_eq!(v.addresses[&("blue".to_string(), Ipv4Addr::new(10, 0, 0, 5))], [0xfa, 0x16, 0x3e, 0, 0, 1]);
+    }
+}
