@@ -138,7 +138,7 @@ impl NetApi {
             grpc_url: String::new(),
             admin_env: Vec::new(),
         };
-        server.launch()?;
+        server.launch(false)?;
         let bin = netapi_binary()?;
         let out = Command::new(&bin)
             .args(["bootstrap", "--db", &server.db, "--password", ADMIN_PASSWORD, "--public-url", &server.url])
@@ -152,7 +152,13 @@ impl NetApi {
     }
 
     /// Starts the server process on this server's database (its log appended to `server.log`).
-    fn launch(&mut self) -> anyhow::Result<()> {
+    /// With `same_ports`, on the addresses it had before (a restart clients can follow).
+    fn launch(&mut self, same_ports: bool) -> anyhow::Result<()> {
+        let (http, grpc) = if same_ports {
+            (self.url.trim_start_matches("http://").to_string(), self.grpc_url.trim_start_matches("http://").to_string())
+        } else {
+            ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string())
+        };
         let bin = netapi_binary()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -160,7 +166,7 @@ impl NetApi {
             .open(self.dir.join("server.log"))
             .context("server log")?;
         let mut child = Command::new(&bin)
-            .args(["serve", "--db", &self.db, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .args(["serve", "--db", &self.db, "--http", &http, "--grpc", &grpc])
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -199,7 +205,14 @@ impl NetApi {
     /// Starts the server again on the same database (new ports; no bootstrap).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill_hard()?;
-        self.launch()
+        self.launch(false)
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same database and the same
+    /// addresses, as a service manager would.
+    pub fn restart_same_ports(&mut self) -> anyhow::Result<()> {
+        self.kill_hard()?;
+        self.launch(true)
     }
 
     /// The database URL (`sqlite://...` or `postgres://...`).
