@@ -11,18 +11,38 @@ pub mod table {
     pub const CLASSIFY: u8 = 0;
     /// Ingress ACL: security groups of the sending port (its egress rules).
     pub const INGRESS_ACL: u8 = 10;
-    /// Ingress ACL after connection tracking.
+    /// Ingress ACL after connection tracking: invalid, established, new.
     pub const INGRESS_ACL_CT: u8 = 11;
+    /// Ingress ACL: which remote groups the destination address belongs to (metadata bits).
+    pub const INGRESS_ACL_REMOTE: u8 = 12;
+    /// Ingress ACL: the sending port's rules for new connections.
+    pub const INGRESS_ACL_RULES: u8 = 13;
     /// Steering (IPS); passes everything on for now.
     pub const STEER: u8 = 20;
     /// Forward: ARP/DHCP to the controller, unicast by eth_dst, broadcast to groups.
     pub const FORWARD: u8 = 30;
     /// Egress ACL: security groups of the receiving port (its ingress rules).
     pub const EGRESS_ACL: u8 = 40;
-    /// Egress ACL after connection tracking; outputs to the port.
+    /// Egress ACL after connection tracking: invalid, established (output), new.
     pub const EGRESS_ACL_CT: u8 = 41;
+    /// Egress ACL: which remote groups the source address belongs to (metadata bits).
+    pub const EGRESS_ACL_REMOTE: u8 = 42;
+    /// Egress ACL: the receiving port's rules for new connections; outputs to the port.
+    pub const EGRESS_ACL_RULES: u8 = 43;
     /// Every table, in order.
-    pub const ALL: [u8; 7] = [CLASSIFY, INGRESS_ACL, INGRESS_ACL_CT, STEER, FORWARD, EGRESS_ACL, EGRESS_ACL_CT];
+    pub const ALL: [u8; 11] = [
+        CLASSIFY,
+        INGRESS_ACL,
+        INGRESS_ACL_CT,
+        INGRESS_ACL_REMOTE,
+        INGRESS_ACL_RULES,
+        STEER,
+        FORWARD,
+        EGRESS_ACL,
+        EGRESS_ACL_CT,
+        EGRESS_ACL_REMOTE,
+        EGRESS_ACL_RULES,
+    ];
 }
 
 /// How OpenFlow names a flow: table, priority and match (fields in canonical order).

@@ -16,6 +16,7 @@ pub mod classify;
 pub mod egress_acl;
 pub mod forward;
 pub mod ingress_acl;
+pub mod remote;
 pub mod rules;
 pub mod steer;
 
@@ -113,8 +114,8 @@ pub struct Plan {
     /// Conntrack zone of each port (unique on the machine: all bridges of one
     /// ovs-vswitchd share one connection tracker).
     pub zones: HashMap<String, u16>,
-    /// Security group id -> IPv4 addresses of its member ports.
-    pub members: HashMap<String, Vec<std::net::Ipv4Addr>>,
+    /// Security group id -> (network id, IPv4 address) of its member ports.
+    pub members: HashMap<String, Vec<(String, std::net::Ipv4Addr)>>,
 }
 
 /// FNV-1a over a string, for stable zone hashing.
@@ -171,10 +172,10 @@ impl Plan {
             }
             span.insert(net.clone(), s);
         }
-        let mut members: HashMap<String, Vec<std::net::Ipv4Addr>> = HashMap::new();
+        let mut members: HashMap<String, Vec<(String, std::net::Ipv4Addr)>> = HashMap::new();
         for port in state.ports.values() {
             for g in &port.security_groups {
-                members.entry(g.clone()).or_default().extend(port.ips.iter().map(|(_, ip)| *ip));
+                members.entry(g.clone()).or_default().extend(port.ips.iter().map(|(_, ip)| (port.network_id.clone(), *ip)));
             }
         }
         for ips in members.values_mut() {
@@ -199,11 +200,12 @@ impl Plan {
 pub fn compile_switch(state: &State, plan: &Plan, dpid: u64) -> SwitchFlows {
     let mut out = SwitchFlows::default();
     let Some(ports) = plan.fabric.switches.get(&dpid) else { return out };
+    let bits = remote::group_bits(state, plan, dpid);
     classify::compile(state, plan, dpid, ports, &mut out);
-    ingress_acl::compile(state, plan, dpid, &mut out);
+    ingress_acl::compile(state, plan, dpid, &bits, &mut out);
     steer::compile(&mut out);
     forward::compile(state, plan, dpid, ports, &mut out);
-    egress_acl::compile(state, plan, dpid, &mut out);
+    egress_acl::compile(state, plan, dpid, &bits, &mut out);
     out
 }
 

@@ -69,17 +69,25 @@ pub fn port_rules<'a>(state: &'a State, port: &'a Port, direction: Direction) ->
     state.rules.values().filter(move |r| r.direction == direction && port.security_groups.contains(&r.group_id))
 }
 
-/// The match fields of one rule, as alternative field lists (port ranges and remote
-/// groups expand into several). `direction` decides which address is the remote one.
-pub fn rule_matches(rule: &Rule, plan: &Plan) -> Vec<Vec<Oxm>> {
+/// One alternative of a rule: match fields, plus metadata bits (value, mask) that must
+/// be set (a remote group's membership bit from the remote-group table).
+pub type RuleMatch = (Vec<Oxm>, u64);
+
+/// The match fields of one rule, as alternatives (port ranges expand into several, and
+/// so do remote groups without a membership bit). `direction` decides which address is
+/// the remote one.
+pub fn rule_matches(rule: &Rule, plan: &Plan, bits: &super::remote::GroupBits) -> Vec<RuleMatch> {
     let remote_field = match rule.direction {
         Direction::Ingress => ofb::IPV4_SRC,
         Direction::Egress => ofb::IPV4_DST,
     };
-    let remotes: Vec<Option<Oxm>> = match (&rule.remote_group, rule.remote_ip) {
-        (Some(g), _) => plan.members.get(g).into_iter().flatten().map(|ip| ipv4(remote_field, *ip, 32)).collect(),
-        (None, Some((addr, len))) => vec![ipv4(remote_field, addr, len)],
-        (None, None) => vec![None],
+    let remotes: Vec<(Option<Oxm>, u64)> = match (&rule.remote_group, rule.remote_ip) {
+        (Some(g), _) => match bits.get(g) {
+            Some(bit) => vec![(None, *bit)],
+            None => plan.members.get(g).into_iter().flatten().map(|(_, ip)| (ipv4(remote_field, *ip, 32), 0)).collect(),
+        },
+        (None, Some((addr, len))) => vec![(ipv4(remote_field, addr, len), 0)],
+        (None, None) => vec![(None, 0)],
     };
     let l4: Vec<Vec<Oxm>> = match rule.protocol {
         Some(p @ (PROTO_TCP | PROTO_UDP | PROTO_SCTP)) => {
@@ -114,7 +122,7 @@ pub fn rule_matches(rule: &Rule, plan: &Plan) -> Vec<Vec<Oxm>> {
         _ => vec![vec![]],
     };
     let mut out = Vec::new();
-    for remote in &remotes {
+    for (remote, bit) in &remotes {
         for l4 in &l4 {
             let mut fields = vec![Oxm::eth_type(ETH_IPV4)];
             if let Some(p) = rule.protocol {
@@ -122,10 +130,16 @@ pub fn rule_matches(rule: &Rule, plan: &Plan) -> Vec<Vec<Oxm>> {
             }
             fields.extend(remote.iter().cloned());
             fields.extend(l4.iter().cloned());
-            out.push(fields);
+            out.push((fields, *bit));
         }
     }
     out
+}
+
+/// A metadata match of `value`/`mask` merged with group bits, or nothing when both are empty.
+pub fn metadata_with(value: u64, mask: u64, bits: u64) -> Option<Oxm> {
+    let (v, m) = (value | bits, mask | bits);
+    (m != 0).then(|| Oxm::metadata(v, Some(m)))
 }
 
 #[cfg(test)]
