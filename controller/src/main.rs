@@ -196,7 +196,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let apps: Arc<dyn AppFactory> = match cli.mode {
         Mode::Learning => Arc::new(Learning::with_network(network.clone())),
         Mode::Tenant => {
-            let auth = feed::Auth::from_env().map_err(|e| anyhow::anyhow!("tenant mode needs netapi credentials: {e}"))?;
+            let auth =
+                feed::Auth::from_env().map_err(|e| anyhow::anyhow!("tenant mode needs netapi credentials: {e}"))?;
             let t = Tenant::new(
                 network.clone(),
                 TenantConfig { settle: Duration::from_millis(cli.settle), ..TenantConfig::default() },

@@ -59,7 +59,10 @@ fn print_report(r: &serde_json::Value) {
         println!("- from {} to {}", port("from"), port("to"));
         println!("  packet: {}", c["packet"].as_str().unwrap_or("?"));
         for h in c["path"].as_array().into_iter().flatten() {
-            println!("  hop: dpid {} table {} priority {} cookie {}", h["dpid"], h["table"], h["priority"], h["cookie"]);
+            println!(
+                "  hop: dpid {} table {} priority {} cookie {}",
+                h["dpid"], h["table"], h["priority"], h["cookie"]
+            );
         }
     }
 }
@@ -68,14 +71,16 @@ fn print_report(r: &serde_json::Value) {
 fn fetch(api: &str) -> Result<serde_json::Value, String> {
     let rest = api.strip_prefix("http://").ok_or_else(|| format!("{api}: only http:// URLs are supported"))?;
     let hostport = rest.trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| format!("cannot reach the controller at {hostport}: {e}"))?;
+    let mut s = std::net::TcpStream::connect(hostport)
+        .map_err(|e| format!("cannot reach the controller at {hostport}: {e}"))?;
     write!(s, "GET /v1/verify HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed HTTP answer")?;
     let status = head.split_whitespace().nth(1).unwrap_or_default();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("answer is not JSON ({e}): {body}"))?;
     if status != "200" {
         return Err(format!("HTTP {status}: {}", v.get("error").and_then(|e| e.as_str()).unwrap_or(&body)));

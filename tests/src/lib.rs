@@ -213,8 +213,7 @@ pub fn workspace_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     }
     // target/debug/deps/<test> -> target/debug/<name>
     let exe = std::env::current_exe().context("locating the test binary")?;
-    let profile_dir =
-        exe.parent().and_then(std::path::Path::parent).context("test binary has no target directory")?;
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).context("test binary has no target directory")?;
     let bin = profile_dir.join(name);
     if !bin.exists() {
         bail!("{} not found after building", bin.display());

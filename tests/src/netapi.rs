@@ -155,7 +155,10 @@ impl NetApi {
     /// With `same_ports`, on the addresses it had before (a restart clients can follow).
     fn launch(&mut self, same_ports: bool) -> anyhow::Result<()> {
         let (http, grpc) = if same_ports {
-            (self.url.trim_start_matches("http://").to_string(), self.grpc_url.trim_start_matches("http://").to_string())
+            (
+                self.url.trim_start_matches("http://").to_string(),
+                self.grpc_url.trim_start_matches("http://").to_string(),
+            )
         } else {
             ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string())
         };

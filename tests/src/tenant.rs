@@ -81,10 +81,16 @@ impl TenantController {
             let sw = s["switches"].as_object().cloned().unwrap_or_default();
             s["revision"].as_i64().unwrap_or(0) >= revision
                 && sw.len() >= switches
-                && sw.values().all(|v| v["ready"] == Value::Bool(true) && v["revision"].as_i64().unwrap_or(0) >= revision)
+                && sw
+                    .values()
+                    .all(|v| v["ready"] == Value::Bool(true) && v["revision"].as_i64().unwrap_or(0) >= revision)
         });
         if !ok {
-            bail!("controller did not apply revision {revision} on {switches} switches: {:?}\n{}", self.status(), self.log_tail());
+            bail!(
+                "controller did not apply revision {revision} on {switches} switches: {:?}\n{}",
+                self.status(),
+                self.log_tail()
+            );
         }
         Ok(())
     }

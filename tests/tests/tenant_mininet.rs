@@ -211,7 +211,13 @@ fn scenario() -> anyhow::Result<()> {
     for vm in w.red.clone().iter().chain(w.blue.clone().iter()) {
         let v = w.step(&format!("dhcp {} {}", vm.host, vm.mac))?;
         let got = v["ip"].as_str().unwrap_or_default().to_string();
-        ensure!(got == format!("{}/24", vm.ip), "{} asked DHCP and got {got:?} (want {}/24): {}", vm.host, vm.ip, v["output"]);
+        ensure!(
+            got == format!("{}/24", vm.ip),
+            "{} asked DHCP and got {got:?} (want {}/24): {}",
+            vm.host,
+            vm.ip,
+            v["output"]
+        );
     }
 
     // Within a network every pair reaches each other; across projects nothing does.
@@ -272,7 +278,8 @@ fn netapi_restart(w: &mut World) -> anyhow::Result<()> {
     w.token = w.rt.block_on(w.api.admin_token())?;
     // A change after the restart arrives: red[1] loses port security, then gets it back.
     let id = w.red[1].port_id.clone();
-    let v = w.rest(Method::PUT, &format!("/v2.0/ports/{id}"), StatusCode::OK, Some(json!({"port": {"name": "renamed"}})))?;
+    let v =
+        w.rest(Method::PUT, &format!("/v2.0/ports/{id}"), StatusCode::OK, Some(json!({"port": {"name": "renamed"}})))?;
     w.bump_revision(&v);
     w.ctl.wait_applied(w.revision, 4, Duration::from_secs(30))?;
     let after = w.ctl.status()?;
@@ -312,7 +319,12 @@ fn security_groups(w: &mut World) -> anyhow::Result<()> {
             "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_group_id": clients}})),
     )?;
     let default = {
-        let g = w.rest(Method::GET, &format!("/v2.0/security-groups?name=default&project_id={project}"), StatusCode::OK, None)?;
+        let g = w.rest(
+            Method::GET,
+            &format!("/v2.0/security-groups?name=default&project_id={project}"),
+            StatusCode::OK,
+            None,
+        )?;
         g["security_groups"][0]["id"].as_str().context("default group")?.to_string()
     };
     let (server, client, other) = (w.red[2].clone(), w.red[1].clone(), w.red[3].clone());
@@ -373,10 +385,18 @@ fn link_cut(w: &mut World) -> anyhow::Result<()> {
     let hosts = w.step("hosts")?;
     let switches = w.step("switches")?;
     let switch_of = |host: &str| -> Option<String> {
-        hosts["hosts"].as_array()?.iter().find(|h| h["name"] == host).and_then(|h| h["switch"].as_str().map(str::to_string))
+        hosts["hosts"]
+            .as_array()?
+            .iter()
+            .find(|h| h["name"] == host)
+            .and_then(|h| h["switch"].as_str().map(str::to_string))
     };
     let dpid_of = |name: &str| -> Option<String> {
-        switches["switches"].as_array()?.iter().find(|s| s["name"] == name).and_then(|s| s["dpid"].as_str().map(str::to_string))
+        switches["switches"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["dpid"].as_str().map(str::to_string))
     };
     let name_of = |dpid: &Value| -> Option<String> {
         let d = u64::from_str_radix(dpid.as_str()?.trim_start_matches("0x"), 16).ok()?;
@@ -442,7 +462,8 @@ fn verify_finds_a_planted_leak(w: &mut World) -> anyhow::Result<()> {
     if sw != red_sw {
         bail!("test layout: red[0] and blue[0] should share a switch");
     }
-    let flow = format!("table=30,priority=200,metadata={seg}/0xffff,dl_dst=02:00:00:00:00:99,actions=output:{blue_port}");
+    let flow =
+        format!("table=30,priority=200,metadata={seg}/0xffff,dl_dst=02:00:00:00:00:99,actions=output:{blue_port}");
     let st = std::process::Command::new("ovs-ofctl").args(["-O", "OpenFlow13", "add-flow", &sw, &flow]).status()?;
     ensure!(st.success(), "ovs-ofctl add-flow failed");
     let (code, out) = w.ctl.verify()?;

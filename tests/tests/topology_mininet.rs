@@ -31,7 +31,11 @@ fn start() -> Platform {
     let of_addr = of.local_addr().expect("addr").to_string();
     let api = api_l.local_addr().expect("addr").to_string();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    rt.spawn(api::serve(api_l, ApiState { network: net.clone(), registry: registry.clone(), tenant: None }, rx.clone()));
+    rt.spawn(api::serve(
+        api_l,
+        ApiState { network: net.clone(), registry: registry.clone(), tenant: None },
+        rx.clone(),
+    ));
     rt.spawn(network::run(net, registry, rx.clone()));
     rt.spawn(ctl.serve(of, rx));
     Platform { _rt: rt, of_addr, api, _stop: stop }

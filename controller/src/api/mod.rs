@@ -82,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/paths", get(paths))
         .route("/v1/events", get(events))
         .route("/v1/tenant", get(tenant_status))
+        .route("/v1/verify", get(verify))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .with_state(state)
 }
@@ -247,7 +248,9 @@ async fn events(State(st): State<ApiState>) -> Sse<impl futures_util::Stream<Ite
 }
 
 fn tenant_of(st: &ApiState) -> Result<&Arc<crate::tenant::engine::Tenant>, ApiError> {
-    st.tenant.as_ref().ok_or_else(|| ApiError(StatusCode::CONFLICT, "the controller does not run in tenant mode".into()))
+    st.tenant
+        .as_ref()
+        .ok_or_else(|| ApiError(StatusCode::CONFLICT, "the controller does not run in tenant mode".into()))
 }
 
 /// `GET /v1/tenant`: tenant mode's feed revision and each switch's reconciliation.
@@ -256,3 +259,31 @@ async fn tenant_status(State(st): State<ApiState>) -> ApiResult {
     Ok(Json(serde_json::to_value(t.status()).unwrap_or(Value::Null)))
 }
 
+/// `GET /v1/verify`: reads every switch's flows and groups and proves isolation between
+/// tenant networks (see `tenant::verify`).
+async fn verify(State(st): State<ApiState>) -> ApiResult {
+    use crate::tenant::verify as v;
+    let t = tenant_of(&st)?;
+    let view = t.view();
+    let mut switches = std::collections::BTreeMap::new();
+    for handle in st.registry.switches() {
+        let flows = crate::tenant::reconcile::read(&handle, Duration::from_secs(10))
+            .await
+            .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("switch {}: {e}", fmt_dpid(handle.info.dpid))))?;
+        switches.insert(handle.info.dpid, flows);
+    }
+    let links = st.network.topology().links().map(|l| ((l.src.dpid, l.src.port), (l.dst.dpid, l.dst.port))).collect();
+    let edges = view
+        .edges
+        .iter()
+        .filter_map(|(&(dpid, port), id)| {
+            let p = view.state.ports.get(id)?;
+            Some(v::EdgePort { dpid, port, network: p.network_id.clone(), port_id: id.clone() })
+        })
+        .collect();
+    let input = v::VerifyInput { switches, fabric: v::Fabric { links }, edges };
+    let report = tokio::task::spawn_blocking(move || v::verify(&input, 20))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("verification failed: {e}")))?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}

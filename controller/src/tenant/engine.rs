@@ -159,6 +159,7 @@ pub async fn run(
         switches: HashMap::new(),
         plan: Plan::default(),
         fabric_dirty: true,
+        ports_dirty: false,
         touched: Touched::default(),
         dirty: BTreeSet::new(),
     };
@@ -198,7 +199,10 @@ struct Engine {
     synced: bool,
     switches: HashMap<u64, Sw>,
     plan: Plan,
+    /// Links or switches changed: paths and the tree may have moved, every switch is recompiled.
     fabric_dirty: bool,
+    /// Ports changed: the fabric is re-read, and switches recompiled where placements moved.
+    ports_dirty: bool,
     touched: Touched,
     /// Switches to reconcile whatever the change set says (newly settled ones).
     dirty: BTreeSet<u64>,
@@ -302,30 +306,48 @@ impl Engine {
         use tenet_topology::TopologyEvent as T;
         match r {
             Ok(T::HostAdded { .. } | T::HostMoved { .. } | T::HostChanged { .. } | T::HostRemoved { .. }) => {}
+            // An edge port appearing or going: only the ports it places (or unplaces) matter.
+            Ok(T::PortAdded { .. } | T::PortChanged { .. } | T::PortRemoved { .. }) => self.ports_dirty = true,
             _ => self.fabric_dirty = true,
         }
     }
 
     /// Recompiles and reconciles what changed.
     async fn process(&mut self) {
-        if !self.synced || (!self.fabric_dirty && self.touched.is_empty() && self.dirty.is_empty()) {
+        if !self.synced || (!self.fabric_dirty && !self.ports_dirty && self.touched.is_empty() && self.dirty.is_empty())
+        {
             return;
         }
         let started = Instant::now();
-        let touched = std::mem::take(&mut self.touched);
+        let mut touched = std::mem::take(&mut self.touched);
         let fabric_dirty = std::mem::replace(&mut self.fabric_dirty, false);
-        let replan = fabric_dirty || !touched.is_empty();
+        let ports_dirty = std::mem::replace(&mut self.ports_dirty, false);
+        let replan = fabric_dirty || ports_dirty || !touched.is_empty();
         let mut dirty = std::mem::take(&mut self.dirty);
         if replan {
             let (fabric, peers) = {
                 let topo = self.tenant.network.topology();
                 let fabric =
-                    if fabric_dirty { Fabric::from_topology(&topo) } else { self.plan.fabric.clone() };
+                    if fabric_dirty || ports_dirty { Fabric::from_topology(&topo) } else { self.plan.fabric.clone() };
                 let peers: HashMap<(u64, u32), u64> =
                     topo.links().map(|l| ((l.src.dpid, l.src.port), l.dst.dpid)).collect();
                 (fabric, peers)
             };
             let plan = Plan::new(&self.state, fabric, &peers);
+            // Ports placed, moved or unplaced (a binding resolved to a port number, or an
+            // interface came or went) touch their networks.
+            for (id, at) in &plan.placed {
+                if self.plan.placed.get(id) != Some(at) {
+                    touched.dpids.insert(at.dpid);
+                    touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+                }
+            }
+            for (id, at) in &self.plan.placed {
+                if !plan.placed.contains_key(id) {
+                    touched.dpids.insert(at.dpid);
+                    touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+                }
+            }
             if fabric_dirty || touched.everything {
                 dirty.extend(self.switches.keys().copied());
             } else {
@@ -394,13 +416,7 @@ impl Engine {
 /// (or by rules naming them as remote group) sit. A network that gains its first or
 /// loses its last placed port touches every switch (fabric classification and flood
 /// groups live everywhere).
-fn affected(
-    touched: &Touched,
-    state: &State,
-    old: &Plan,
-    new: &Plan,
-    all: impl Iterator<Item = u64>,
-) -> BTreeSet<u64> {
+fn affected(touched: &Touched, state: &State, old: &Plan, new: &Plan, all: impl Iterator<Item = u64>) -> BTreeSet<u64> {
     let mut out: BTreeSet<u64> = touched.dpids.clone();
     for net in &touched.networks {
         if old.by_network.contains_key(net) != new.by_network.contains_key(net) {

@@ -35,7 +35,9 @@ impl Auth {
         if let Ok(t) = std::env::var("OS_TOKEN") {
             return Ok(Auth::Token(t));
         }
-        let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set (source an openrc, e.g. target/lab/openrc)"));
+        let var = |k: &str| {
+            std::env::var(k).map_err(|_| format!("{k} is not set (source an openrc, e.g. target/lab/openrc)"))
+        };
         Ok(Auth::Password {
             auth_url: var("OS_AUTH_URL")?,
             username: var("OS_USERNAME")?,
@@ -62,7 +64,8 @@ impl Auth {
 
 /// POST {auth_url}/auth/tokens over plain HTTP/1.1; the token is the X-Subject-Token header.
 async fn keystone_token(auth_url: &str, body: &str) -> Result<String, String> {
-    let rest = auth_url.strip_prefix("http://").ok_or_else(|| format!("{auth_url}: only http:// URLs are supported"))?;
+    let rest =
+        auth_url.strip_prefix("http://").ok_or_else(|| format!("{auth_url}: only http:// URLs are supported"))?;
     let (hostport, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
     let path = format!("/{}/auth/tokens", path.trim_end_matches('/')).replace("//", "/");
     let mut stream =
@@ -129,6 +132,8 @@ pub async fn run(grpc: String, auth: Auth, tx: mpsc::Sender<FeedMsg>, mut shutdo
     }
 }
 
+// tonic's interceptor signature returns `Result<_, Status>`, a large error by design.
+#[allow(clippy::result_large_err)]
 async fn follow(grpc: &str, auth: &Auth, revision: &mut i64, tx: &mpsc::Sender<FeedMsg>) -> Result<(), String> {
     let token = auth.token().await?;
     let token: MetadataValue<_> = token.parse().map_err(|_| "token is not a valid header value".to_string())?;

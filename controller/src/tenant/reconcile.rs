@@ -131,7 +131,8 @@ pub fn diff(want: &SwitchFlows, have: &SwitchFlows) -> Changes {
         }));
     }
     for (key, body) in &want.flows {
-        let normalized = FlowBody { cookie: body.cookie, instructions: normalize_instructions(body.instructions.clone()) };
+        let normalized =
+            FlowBody { cookie: body.cookie, instructions: normalize_instructions(body.instructions.clone()) };
         if have.flows.get(key) == Some(&normalized) {
             continue;
         }

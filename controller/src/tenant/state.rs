@@ -249,8 +249,10 @@ impl State {
                     .ok_or_else(|| reject(format!("segmentation id {seg} is not a VLAN id 1..4094")))?;
                 let mtu = v.get("mtu").and_then(Value::as_u64).and_then(|m| u16::try_from(m).ok());
                 touched.networks.insert(id.to_string());
-                self.networks
-                    .insert(id.to_string(), Network { id: id.to_string(), project_id: s(&v, "project_id"), segment, mtu });
+                self.networks.insert(
+                    id.to_string(),
+                    Network { id: id.to_string(), project_id: s(&v, "project_id"), segment, mtu },
+                );
             }
             "subnet" => {
                 if v.get("ip_version").and_then(Value::as_u64) != Some(4) {
@@ -342,7 +344,11 @@ impl State {
                 touched.groups.insert(id.to_string());
                 self.groups.insert(
                     id.to_string(),
-                    SecurityGroup { id: id.to_string(), project_id: s(&v, "project_id"), stateful: b(&v, "stateful", true) },
+                    SecurityGroup {
+                        id: id.to_string(),
+                        project_id: s(&v, "project_id"),
+                        stateful: b(&v, "stateful", true),
+                    },
                 );
             }
             "security_group_rule" => {
@@ -379,11 +385,7 @@ impl State {
 
     fn remove(&mut self, kind: &str, id: &str, touched: &mut Touched) {
         match kind {
-            "network" => {
-                if self.networks.remove(id).is_some() {
-                    touched.networks.insert(id.to_string());
-                }
-            }
+            "network" => touched.networks.extend(self.networks.remove(id).map(|_| id.to_string())),
             "subnet" => {
                 if let Some(s) = self.subnets.remove(id) {
                     touched.networks.insert(s.network_id);
@@ -399,11 +401,7 @@ impl State {
                     self.binding_touches(&b, touched);
                 }
             }
-            "security_group" => {
-                if self.groups.remove(id).is_some() {
-                    touched.groups.insert(id.to_string());
-                }
-            }
+            "security_group" => touched.groups.extend(self.groups.remove(id).map(|_| id.to_string())),
             "security_group_rule" => {
                 if let Some(r) = self.rules.remove(id) {
                     touched.groups.insert(r.group_id);
@@ -431,9 +429,10 @@ impl State {
 
     /// The port's ACTIVE binding, if any.
     pub fn active_binding(&self, port_id: &str) -> Option<&Binding> {
-        self.bindings.range(format!("{port_id}/")..).take_while(|(k, _)| k.starts_with(port_id)).find_map(|(_, b)| {
-            (b.port_id == port_id && b.active).then_some(b)
-        })
+        self.bindings
+            .range(format!("{port_id}/")..)
+            .take_while(|(k, _)| k.starts_with(port_id))
+            .find_map(|(_, b)| (b.port_id == port_id && b.active).then_some(b))
     }
 
     /// The network of a port's subnet address, with the subnet.
@@ -494,7 +493,12 @@ mod tests {
         assert!(st.apply("port", "p", false, r#"{"mac_address":"zz"}"#).is_err());
         assert!(st.apply("port", "p", false, "not json").is_err());
         assert!(st
-            .apply("security_group_rule", "r", false, r#"{"ethertype":"IPv4","direction":"up","security_group_id":"g"}"#)
+            .apply(
+                "security_group_rule",
+                "r",
+                false,
+                r#"{"ethertype":"IPv4","direction":"up","security_group_id":"g"}"#
+            )
             .is_err());
         assert!(st.networks.is_empty() && st.ports.is_empty() && st.rules.is_empty());
         let r = st

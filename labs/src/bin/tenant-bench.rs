@@ -48,6 +48,9 @@ struct Args {
     /// Print the results as one JSON object.
     #[arg(long)]
     json: bool,
+    /// The controller's log filter (its log is in the run's temporary directory).
+    #[arg(long, default_value = "info")]
+    controller_log: String,
     /// Leave everything up at the end (for debugging); remove it later with the printed commands.
     #[arg(long)]
     keep: bool,
@@ -146,7 +149,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let prefix = format!("tb{}", std::process::id() % 1000);
     let dir = std::env::temp_dir().join(format!("tenant-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let mut lab = Lab { prefix: prefix.clone(), dir: dir.clone(), children: vec![], bridges: vec![], namespaces: vec![], keep: args.keep };
+    let mut lab = Lab {
+        prefix: prefix.clone(),
+        dir: dir.clone(),
+        children: vec![],
+        bridges: vec![],
+        namespaces: vec![],
+        keep: args.keep,
+    };
     let rt = tokio::runtime::Runtime::new()?;
     let progress = |msg: &str| {
         if !args.json {
@@ -157,7 +167,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // netapi (SQLite) with an admin.
     let db = format!("sqlite://{}", dir.join("netapi.db").display());
     let (http, grpc) = (free_addr()?, free_addr()?);
-    let openrc = sh(netapi_bin.to_str().unwrap_or_default(), &["bootstrap", "--db", &db, "--password", "pw", "--public-url", &format!("http://{http}")])?;
+    let openrc = sh(
+        netapi_bin.to_str().unwrap_or_default(),
+        &["bootstrap", "--db", &db, "--password", "pw", "--public-url", &format!("http://{http}")],
+    )?;
     let env: Vec<(String, String)> = openrc
         .lines()
         .filter_map(|l| l.strip_prefix("export "))
@@ -184,9 +197,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     let mut nets = Vec::new();
     for name in ["red", "blue"] {
-        let p = rt.block_on(rest.expect(StatusCode::CREATED, Method::POST, "/v3/projects", Some(&token), Some(&json!({"project": {"name": name}}))))?;
+        let p = rt.block_on(rest.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/v3/projects",
+            Some(&token),
+            Some(&json!({"project": {"name": name}})),
+        ))?;
         let project = p["project"]["id"].as_str().context("project")?.to_string();
-        let n = rt.block_on(rest.expect(StatusCode::CREATED, Method::POST, "/v2.0/networks", Some(&token), Some(&json!({"network": {"name": name, "project_id": project}}))))?;
+        let n = rt.block_on(rest.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/v2.0/networks",
+            Some(&token),
+            Some(&json!({"network": {"name": name, "project_id": project}})),
+        ))?;
         let id = n["network"]["id"].as_str().context("network")?.to_string();
         rt.block_on(rest.expect(
             StatusCode::CREATED,
@@ -201,10 +226,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // The controller.
     let (of, api, cgrpc) = (free_addr()?, free_addr()?, free_addr()?);
     let ctl = Command::new(&ctl_bin)
-        .args(["--mode", "tenant", "--netapi", &format!("http://{grpc}"), "--listen", &of, "--api", &api, "--grpc", &cgrpc])
+        .args([
+            "--mode",
+            "tenant",
+            "--netapi",
+            &format!("http://{grpc}"),
+            "--listen",
+            &of,
+            "--api",
+            &api,
+            "--grpc",
+            &cgrpc,
+        ])
         .args(["--settle", "1000", "--lldp-interval", "1000"])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", &args.controller_log)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("controller.log"))?)
         .spawn()?;
@@ -256,7 +292,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 let (switch, iface, network, _) = plan[idx].clone();
                 let ns = format!("{prefix}n{idx}");
                 let s = samples.len();
-                samples.push(Sample { ns, mac: format!("fa:16:3e:ee:{:02x}:{:02x}", s >> 8, s & 255), ip: String::new(), switch, iface, network });
+                samples.push(Sample {
+                    ns,
+                    mac: format!("fa:16:3e:ee:{:02x}:{:02x}", s >> 8, s & 255),
+                    ip: String::new(),
+                    switch,
+                    iface,
+                    network,
+                });
                 plan[idx].3 = Some(s);
             }
         }
@@ -267,7 +310,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let mut cmd: Vec<String> = vec!["--timeout=120".into()];
         for (switch, iface, _, sample) in &plan {
             if *switch == i && sample.is_none() {
-                cmd.extend(format!("-- add-port {prefix}s{i} {iface} -- set interface {iface} type=internal").split(' ').map(str::to_string));
+                cmd.extend(
+                    format!("-- add-port {prefix}s{i} {iface} -- set interface {iface} type=internal")
+                        .split(' ')
+                        .map(str::to_string),
+                );
             }
         }
         if cmd.len() > 1 {
@@ -308,25 +355,39 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let flows_done = t0.elapsed();
     // Sample addresses are configured now (as DHCP would), then pinged pairwise.
     for s in &samples {
-        sh("ip", &["netns", "exec", &s.ns, "ip", "addr", "add", &format!("{}/16", s.ip), "dev", &format!("{}i", s.iface)])?;
+        sh(
+            "ip",
+            &["netns", "exec", &s.ns, "ip", "addr", "add", &format!("{}/16", s.ip), "dev", &format!("{}i", s.iface)],
+        )?;
     }
-    let pairs: Vec<(Sample, Sample)> = samples.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect();
+    let pairs: Vec<(Sample, Sample)> =
+        samples.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect();
     let connectivity = ping_pairs(&pairs, Duration::from_secs(60))?;
     let conn_done = t0.elapsed();
     let (cpu1, hwm) = usage(ctl_pid);
     let (ncpu1, nhwm) = usage(netapi_pid);
     let status = get_json(&api, "/v1/tenant")?;
-    let flows: u64 = status["switches"].as_object().map(|m| m.values().filter_map(|s| s["flows"].as_u64()).sum()).unwrap_or(0);
+    let flows: u64 =
+        status["switches"].as_object().map(|m| m.values().filter_map(|s| s["flows"].as_u64()).sum()).unwrap_or(0);
     let mut ovs_flows = 0u64;
     for b in &lab.bridges {
         let out = sh("ovs-ofctl", &["-O", "OpenFlow13", "dump-aggregate", b]).unwrap_or_default();
-        ovs_flows += out.split("flow_count=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+        ovs_flows +=
+            out.split("flow_count=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0);
     }
 
     // 2. One port more, on switch 1, pinged from a sample of its network elsewhere.
     progress("one more port");
-    let peer = samples.iter().find(|s| s.network == 0 && s.switch != 1).cloned().context("a red sample off switch 1")?;
-    let one = Sample { ns: format!("{prefix}one"), mac: "fa:16:3e:ef:00:01".into(), ip: String::new(), switch: 1, iface: format!("{prefix}one"), network: 0 };
+    let peer =
+        samples.iter().find(|s| s.network == 0 && s.switch != 1).cloned().context("a red sample off switch 1")?;
+    let one = Sample {
+        ns: format!("{prefix}one"),
+        mac: "fa:16:3e:ef:00:01".into(),
+        ip: String::new(),
+        switch: 1,
+        iface: format!("{prefix}one"),
+        network: 0,
+    };
     lab.namespaces.push(one.ns.clone());
     sh("ip", &["netns", "add", &one.ns])?;
     let inner = format!("{}i", one.iface);
@@ -346,7 +407,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             network_id: nets[0].clone(),
             mac_address: one.mac.clone(),
             fixed_ips: vec![pb::FixedIp { subnet_id: String::new(), ip_address: ip.into() }],
-            binding: Some(pb::BindingSpec { host: "bench".into(), datapath_id: 1, interface_name: one.iface.clone(), vnic_type: String::new() }),
+            binding: Some(pb::BindingSpec {
+                host: "bench".into(),
+                datapath_id: 1,
+                interface_name: one.iface.clone(),
+                vnic_type: String::new(),
+            }),
             ..Default::default()
         })
         .await

@@ -79,8 +79,9 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, bits: &GroupBits, out: &mu
             PRIO_TRACK,
             ip,
             c,
-            vec![Instruction::ApplyActions(vec![Ct { commit: false, zone, table: Some(table::EGRESS_ACL_CT) }
-                .to_action()])],
+            vec![Instruction::ApplyActions(vec![
+                Ct { commit: false, zone, table: Some(table::EGRESS_ACL_CT) }.to_action()
+            ])],
         );
         let mut inv = to();
         inv.push(tracked(ct_state::INV));

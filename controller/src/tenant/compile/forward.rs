@@ -2,13 +2,16 @@
 //!
 //! | priority | match | actions |
 //! |---|---|---|
-//! | 900 | ARP request | output CONTROLLER (answered from netapi's knowledge) |
+//! | 900 | broadcast ARP request | output CONTROLLER (answered from netapi's knowledge) |
 //! | 900 | DHCP client -> server | output CONTROLLER (answered from IPAM) |
 //! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port elsewhere (this switch on the network's span) | push VLAN segment, output the port towards its switch |
 //! | 60 | in_port=fabric port off the spanning tree, eth_dst multicast | drop (a loop's copy) |
 //! | 50 | metadata=segment, eth_dst multicast | group segment |
 //! | 0 | anything else (unknown unicast) | drop |
+//!
+//! Unicast ARP requests (a host re-checking a neighbour it knows) are forwarded like any
+//! unicast and answered by their target, so they do not depend on the controller.
 //!
 //! Group `segment` (ALL) per network, on every switch: one bucket per local port of
 //! the network, one per spanning-tree fabric port (push VLAN segment, output).
@@ -53,7 +56,7 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
     out.add(
         table::FORWARD,
         PRIO_CONTROLLER,
-        vec![Oxm::eth_type(ETH_ARP), Oxm::basic(ofb::ARP_OP, &1u16.to_be_bytes())],
+        vec![Oxm::eth_dst([0xff; 6]), Oxm::eth_type(ETH_ARP), Oxm::basic(ofb::ARP_OP, &1u16.to_be_bytes())],
         infra,
         to_controller(),
     );
@@ -116,7 +119,8 @@ mod tests {
         forward_of(&st, &plan, 1, &mut out);
         let meta = Oxm::metadata(101, Some(METADATA_MASK));
         // r1 (mac :00) is local on switch 1, r2 (mac :02) is on switch 2 behind port 10.
-        let local = FlowKey::new(table::FORWARD, PRIO_UNICAST, vec![meta.clone(), Oxm::eth_dst([0xfa, 0x16, 0x3e, 0, 0, 0])]);
+        let local =
+            FlowKey::new(table::FORWARD, PRIO_UNICAST, vec![meta.clone(), Oxm::eth_dst([0xfa, 0x16, 0x3e, 0, 0, 0])]);
         assert_eq!(out.flows[&local].instructions, vec![Instruction::GotoTable(table::EGRESS_ACL)]);
         let remote = FlowKey::new(table::FORWARD, PRIO_UNICAST, vec![meta, Oxm::eth_dst([0xfa, 0x16, 0x3e, 0, 0, 2])]);
         assert_eq!(out.flows[&remote].instructions, vec![Instruction::ApplyActions(tagged_output(101, 10))]);

@@ -22,7 +22,9 @@ use crate::wire::of13::oxm::ofb;
 use crate::wire::of13::{Instruction, Oxm};
 
 use super::remote::{self, GroupBits};
-use super::rules::{ip_proto, metadata_with, port_rules, rule_matches, stateful, u16_field, ETH_ARP, ETH_IPV4, PROTO_UDP};
+use super::rules::{
+    ip_proto, metadata_with, port_rules, rule_matches, stateful, u16_field, ETH_ARP, ETH_IPV4, PROTO_UDP,
+};
 use super::Plan;
 
 pub const PRIO_DHCP: u16 = 100;
@@ -106,8 +108,9 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, bits: &GroupBits, out: &mu
             PRIO_TRACK,
             vec![Oxm::in_port(at.ofport), Oxm::eth_type(ETH_IPV4)],
             c,
-            vec![Instruction::ApplyActions(vec![Ct { commit: false, zone, table: Some(table::INGRESS_ACL_CT) }
-                .to_action()])],
+            vec![Instruction::ApplyActions(vec![
+                Ct { commit: false, zone, table: Some(table::INGRESS_ACL_CT) }.to_action()
+            ])],
         );
         for r in port_rules(state, port, Direction::Egress) {
             for (fields, group_bit) in rule_matches(r, plan, bits) {

@@ -175,7 +175,10 @@ impl Plan {
         let mut members: HashMap<String, Vec<(String, std::net::Ipv4Addr)>> = HashMap::new();
         for port in state.ports.values() {
             for g in &port.security_groups {
-                members.entry(g.clone()).or_default().extend(port.ips.iter().map(|(_, ip)| (port.network_id.clone(), *ip)));
+                members
+                    .entry(g.clone())
+                    .or_default()
+                    .extend(port.ips.iter().map(|(_, ip)| (port.network_id.clone(), *ip)));
             }
         }
         for ips in members.values_mut() {
@@ -229,13 +232,16 @@ pub(crate) mod test_support {
                 "subnet",
                 &format!("s-{net}"),
                 false,
-                &format!(
-                    r#"{{"network_id":"{net}","ip_version":4,"cidr":"10.0.0.0/24","gateway_ip":"10.0.0.1"}}"#
-                ),
+                &format!(r#"{{"network_id":"{net}","ip_version":4,"cidr":"10.0.0.0/24","gateway_ip":"10.0.0.1"}}"#),
             )
             .expect("subnet");
         }
-        let ports = [("r1", "red", 1u64, "s1-eth1", 5), ("b1", "blue", 1, "s1-eth2", 5), ("r2", "red", 2, "s2-eth1", 6), ("b2", "blue", 2, "s2-eth2", 6)];
+        let ports = [
+            ("r1", "red", 1u64, "s1-eth1", 5),
+            ("b1", "blue", 1, "s1-eth2", 5),
+            ("r2", "red", 2, "s2-eth1", 6),
+            ("b2", "blue", 2, "s2-eth2", 6),
+        ];
         for (i, (id, net, dpid, iface, ip)) in ports.iter().enumerate() {
             st.apply(
                 "port",
@@ -301,7 +307,10 @@ mod tests {
                 "port",
                 &format!("x{i}"),
                 false,
-                &format!(r#"{{"network_id":"red","mac_address":"fa:16:3e:01:00:{:02x}","created_at":"2027-{i:05}"}}"#, i % 256),
+                &format!(
+                    r#"{{"network_id":"red","mac_address":"fa:16:3e:01:00:{:02x}","created_at":"2027-{i:05}"}}"#,
+                    i % 256
+                ),
             )
             .expect("port");
         }

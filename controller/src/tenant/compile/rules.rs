@@ -61,7 +61,7 @@ pub fn range_masks(lo: u16, hi: u16) -> Vec<(u16, u16)> {
 /// Whether the port's filtering is stateful (Neutron: a port's groups are all
 /// stateful or all stateless; a group we do not know counts as stateful).
 pub fn stateful(state: &State, port: &Port) -> bool {
-    port.security_groups.iter().any(|g| state.groups.get(g).is_none_or(|g| g.stateful))
+    port.security_groups.iter().any(|g| state.groups.get(g).map_or(true, |g| g.stateful))
 }
 
 /// The rules of the port's groups in `direction`.

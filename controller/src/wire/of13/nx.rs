@@ -103,10 +103,7 @@ mod tests {
 
     #[test]
     fn ct_round_trips_through_the_codec() {
-        for ct in [
-            Ct { commit: true, zone: 7, table: None },
-            Ct { commit: false, zone: 65535, table: Some(11) },
-        ] {
+        for ct in [Ct { commit: true, zone: 7, table: None }, Ct { commit: false, zone: 65535, table: Some(11) }] {
             let a = ct.to_action();
             let mut bytes = Vec::new();
             a.emit(&mut bytes);
