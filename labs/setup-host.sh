@@ -18,7 +18,8 @@ PACKAGES=(
   udhcpc
 )
 # Nice to have (profiling); failure to install is not an error.
-OPTIONAL_PACKAGES=(linux-perf)
+# OVN only for labs/bench-tenant.sh (its peer); failure to install is not an error either.
+OPTIONAL_PACKAGES=(linux-perf ovn-central ovn-host)
 
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 

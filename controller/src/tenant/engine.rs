@@ -358,13 +358,17 @@ impl Engine {
         }
         let revision = self.state.revision;
         let timeout = self.tenant.config.request_timeout;
+        // Compile and diff on every core (a pure function of state and plan), then send.
+        let work: Vec<(u64, &SwitchFlows, crate::session::SwitchHandle)> = dirty
+            .into_iter()
+            .filter_map(|dpid| {
+                let have = self.switches.get(&dpid)?.installed.as_ref()?;
+                Some((dpid, have, self.registry.get(dpid)?))
+            })
+            .collect();
+        let compiled = compile_all(&self.state, &self.plan, &work);
         let mut jobs = Vec::new();
-        for dpid in dirty {
-            let Some(sw) = self.switches.get(&dpid) else { continue };
-            let Some(have) = sw.installed.as_ref() else { continue };
-            let Some(handle) = self.registry.get(dpid) else { continue };
-            let want = compile_switch(&self.state, &self.plan, dpid);
-            let changes = reconcile::diff(&want, have);
+        for ((dpid, _, handle), (want, changes)) in work.into_iter().zip(compiled) {
             jobs.push(async move {
                 let r = reconcile::apply(&handle, &changes, timeout).await;
                 (dpid, want, changes, r)
@@ -409,6 +413,29 @@ impl Engine {
             tracing::debug!(switches = n, elapsed_us = started.elapsed().as_micros() as u64, revision, "compiled");
         }
     }
+}
+
+/// Compiles and diffs `work` on all cores.
+fn compile_all(
+    state: &State,
+    plan: &Plan,
+    work: &[(u64, &SwitchFlows, crate::session::SwitchHandle)],
+) -> Vec<(SwitchFlows, reconcile::Changes)> {
+    let one = |(dpid, have, _): &(u64, &SwitchFlows, crate::session::SwitchHandle)| {
+        let want = compile_switch(state, plan, *dpid);
+        let changes = reconcile::diff(&want, have);
+        (want, changes)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(work.len());
+    if threads <= 1 {
+        return work.iter().map(one).collect();
+    }
+    let chunk = work.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            work.chunks(chunk).map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
 }
 
 /// The switches a change set touches: where the touched networks run (before and

@@ -86,7 +86,8 @@ pub struct Group {
 /// Everything one switch should hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SwitchFlows {
-    pub flows: HashMap<FlowKey, FlowBody>,
+    /// aHash: flows are hashed a lot (every reconciliation looks up every flow).
+    pub flows: HashMap<FlowKey, FlowBody, ahash::RandomState>,
     pub groups: BTreeMap<u32, Group>,
 }
 

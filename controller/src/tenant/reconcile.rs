@@ -104,16 +104,15 @@ pub async fn read(handle: &SwitchHandle, timeout: Duration) -> Result<SwitchFlow
     Ok(installed(fs, gs))
 }
 
-/// The messages that turn `have` into `want`.
+/// The messages that turn `have` into `want`. `have` is in the form [`installed`] reads
+/// back (or an earlier `want`); the compiler emits that form (outputs other than to the
+/// controller with `max_len` 0, group buckets with the defaults), so the two compare as
+/// they are.
 pub fn diff(want: &SwitchFlows, have: &SwitchFlows) -> Changes {
     let mut c = Changes::default();
     for (id, g) in &want.groups {
-        let normalized = Group {
-            group_type: g.group_type,
-            buckets: g.buckets.iter().cloned().map(|b| normalize_bucket(b, g.group_type)).collect(),
-        };
         let command = match have.groups.get(id) {
-            Some(h) if *h == normalized => continue,
+            Some(h) if h == g => continue,
             Some(h) if h.group_type == g.group_type => group_command::MODIFY,
             Some(_) => {
                 // A group cannot change type in place.
@@ -201,6 +200,24 @@ mod tests {
         assert_eq!(all.flows_added, want.flows.len());
         assert_eq!(all.groups_changed, want.groups.len());
         assert_eq!(all.flows_deleted, 0);
+    }
+
+    #[test]
+    fn the_compiler_emits_the_form_switches_report() {
+        // diff compares compiled flows with read-back ones as they are: the compiler must
+        // already produce the normalized form.
+        let (st, plan) = world();
+        for dpid in [1, 2] {
+            let want = compile_switch(&st, &plan, dpid);
+            for body in want.flows.values() {
+                assert_eq!(normalize_instructions(body.instructions.clone()), body.instructions);
+            }
+            for g in want.groups.values() {
+                for b in &g.buckets {
+                    assert_eq!(&normalize_bucket(b.clone(), g.group_type), b);
+                }
+            }
+        }
     }
 
     #[test]

@@ -97,7 +97,14 @@ struct Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.keep {
-            eprintln!("kept: bridges {}* namespaces {}* dir {}", self.prefix, self.prefix, self.dir.display());
+            let pids: Vec<String> = self.children.iter().map(|c| c.id().to_string()).collect();
+            eprintln!(
+                "kept: processes {} (kill them), bridges {}* (ovs-vsctl del-br), namespaces {}* (ip netns del), dir {}",
+                pids.join(" "),
+                self.prefix,
+                self.prefix,
+                self.dir.display()
+            );
             return;
         }
         for c in &mut self.children {
@@ -331,6 +338,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         sh("ip", &["link", "set", &s.iface, "up"])?;
         sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "address", &s.mac])?;
         sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "up"])?;
+        sh("ip", &["netns", "exec", &s.ns, "sysctl", "-qw", &format!("net.ipv4.neigh.{inner}.retrans_time_ms=10")])?;
         sh("ovs-vsctl", &["add-port", &format!("{prefix}s{}", s.switch), &s.iface])?;
     }
 
@@ -376,52 +384,56 @@ fn run(args: &Args) -> anyhow::Result<()> {
             out.split("flow_count=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0);
     }
 
-    // 2. One port more, on switch 1, pinged from a sample of its network elsewhere.
-    progress("one more port");
+    // 2. One port more (three times, the median counts), on switch 1, pinged from a
+    // sample of its network elsewhere.
+    progress("one more port (x3)");
     let peer =
         samples.iter().find(|s| s.network == 0 && s.switch != 1).cloned().context("a red sample off switch 1")?;
-    let one = Sample {
-        ns: format!("{prefix}one"),
-        mac: "fa:16:3e:ef:00:01".into(),
-        ip: String::new(),
-        switch: 1,
-        iface: format!("{prefix}one"),
-        network: 0,
-    };
-    lab.namespaces.push(one.ns.clone());
-    sh("ip", &["netns", "add", &one.ns])?;
-    let inner = format!("{}i", one.iface);
-    sh("ip", &["link", "add", &one.iface, "type", "veth", "peer", "name", &inner])?;
-    sh("ip", &["link", "set", &inner, "netns", &one.ns])?;
-    sh("ip", &["link", "set", &one.iface, "up"])?;
-    sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "address", &one.mac])?;
-    sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "up"])?;
-    sh("ovs-vsctl", &["add-port", &format!("{prefix}s1"), &one.iface])?;
-    let ip = "10.0.250.1";
-    sh("ip", &["netns", "exec", &one.ns, "ip", "addr", "add", &format!("{ip}/16"), "dev", &inner])?;
-    std::thread::sleep(Duration::from_millis(500)); // the new interface's PORT_STATUS has reached the controller
-    let t1 = Instant::now();
-    rt.block_on(async {
-        let (mut reg, _) = connect_grpc(&format!("http://{grpc}"), &token).await?;
-        reg.register_port(pb::RegisterPortRequest {
-            network_id: nets[0].clone(),
-            mac_address: one.mac.clone(),
-            fixed_ips: vec![pb::FixedIp { subnet_id: String::new(), ip_address: ip.into() }],
-            binding: Some(pb::BindingSpec {
-                host: "bench".into(),
-                datapath_id: 1,
-                interface_name: one.iface.clone(),
-                vnic_type: String::new(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("RegisterPort: {s}"))?;
-        anyhow::Ok(())
-    })?;
-    let one_port = ping_until(&peer.ns, ip, Duration::from_secs(30))?;
-    let one_port_ms = t1.elapsed().as_secs_f64() * 1000.0;
-    let _ = one_port;
+    let mut one_port = Vec::new();
+    for rep in 0..3u8 {
+        let one = Sample {
+            ns: format!("{prefix}one{rep}"),
+            mac: format!("fa:16:3e:ef:00:{rep:02x}"),
+            ip: format!("10.0.250.{}", rep + 1),
+            switch: 1,
+            iface: format!("{prefix}one{rep}"),
+            network: 0,
+        };
+        lab.namespaces.push(one.ns.clone());
+        sh("ip", &["netns", "add", &one.ns])?;
+        let inner = format!("{}i", one.iface);
+        sh("ip", &["link", "add", &one.iface, "type", "veth", "peer", "name", &inner])?;
+        sh("ip", &["link", "set", &inner, "netns", &one.ns])?;
+        sh("ip", &["link", "set", &one.iface, "up"])?;
+        sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "address", &one.mac])?;
+        sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "up"])?;
+        sh("ip", &["netns", "exec", &one.ns, "ip", "addr", "add", &format!("{}/16", one.ip), "dev", &inner])?;
+        sh("ovs-vsctl", &["add-port", &format!("{prefix}s1"), &one.iface])?;
+        std::thread::sleep(Duration::from_millis(500)); // the interface's PORT_STATUS has reached the controller
+        let t1 = Instant::now();
+        rt.block_on(async {
+            let (mut reg, _) = connect_grpc(&format!("http://{grpc}"), &token).await?;
+            reg.register_port(pb::RegisterPortRequest {
+                network_id: nets[0].clone(),
+                mac_address: one.mac.clone(),
+                fixed_ips: vec![pb::FixedIp { subnet_id: String::new(), ip_address: one.ip.clone() }],
+                binding: Some(pb::BindingSpec {
+                    host: "bench".into(),
+                    datapath_id: 1,
+                    interface_name: one.iface.clone(),
+                    vnic_type: String::new(),
+                }),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("RegisterPort: {s}"))?;
+            anyhow::Ok(())
+        })?;
+        ping_until(&peer.ns, &one.ip, Duration::from_secs(30))?;
+        one_port.push(t1.elapsed().as_secs_f64() * 1000.0);
+    }
+    one_port.sort_by(f64::total_cmp);
+    let one_port_ms = one_port[one_port.len() / 2];
 
     let result = json!({
         "switches": args.switches,
@@ -438,6 +450,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "netapi_cpu_s": ncpu1 - ncpu0,
         "netapi_peak_rss_kib": nhwm,
         "one_port_to_connectivity_ms": one_port_ms,
+        "one_port_runs_ms": one_port,
     });
     if args.json {
         println!("{result}");
@@ -527,20 +540,31 @@ async fn register_all(
     Ok(all)
 }
 
+/// Time until `ns` gets its first echo reply from `ip`: a ping every 10 ms (and ARP
+/// retried every 10 ms in the namespace), so the resolution is about 10 ms.
 fn ping_until(ns: &str, ip: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    use std::io::BufRead;
     let t = Instant::now();
-    while t.elapsed() < timeout {
-        let ok = Command::new("ip")
-            .args(["netns", "exec", ns, "ping", "-c1", "-W", "0.2", ip])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return Ok(t.elapsed());
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-n", "-i", "0.01", "-w"])
+        .arg(timeout.as_secs().max(1).to_string())
+        .arg(ip)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("ping")?;
+    let out = child.stdout.take().context("ping stdout")?;
+    let mut got = None;
+    for line in std::io::BufReader::new(out).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("bytes from") {
+            got = Some(t.elapsed());
+            break;
         }
     }
-    bail!("{ns} cannot reach {ip} within {timeout:?}")
+    let _ = child.kill();
+    let _ = child.wait();
+    got.with_context(|| format!("{ns} cannot reach {ip} within {timeout:?}"))
 }
 
 fn ping_pairs(pairs: &[(Sample, Sample)], timeout: Duration) -> anyhow::Result<String> {

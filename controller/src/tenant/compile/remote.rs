@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::tenant::flows::{cookie, SwitchFlows};
-use crate::tenant::state::State;
+use crate::tenant::state::{Direction, State};
 use crate::wire::of13::oxm::ofb;
 use crate::wire::of13::{Instruction, Oxm};
 
@@ -30,10 +30,12 @@ const MAX_GROUPS: usize = 32;
 /// Group id -> metadata bit value, for the remote groups rules of this switch's ports name.
 pub type GroupBits = BTreeMap<String, u64>;
 
-pub fn group_bits(state: &State, plan: &Plan, dpid: u64) -> GroupBits {
+/// The bits of the remote groups that `direction` rules of this switch's ports name (each
+/// direction has its own table, so each has its own 32 bits).
+pub fn group_bits(state: &State, plan: &Plan, dpid: u64, direction: Direction) -> GroupBits {
     let mut used = BTreeSet::new();
     for (port, _) in plan.local_ports(state, dpid) {
-        for r in state.rules.values() {
+        for r in state.rules.values().filter(|r| r.direction == direction) {
             if let Some(g) = &r.remote_group {
                 if port.security_groups.contains(&r.group_id) {
                     used.insert(g.clone());
