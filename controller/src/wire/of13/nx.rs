@@ -122,6 +122,6 @@ mod tests {
     fn ct_state_field_reads_back() {
         let f = ct_state_match(ct_state::TRK | ct_state::EST, ct_state::TRK | ct_state::EST);
         assert_eq!(ct_state_of(&f), Some((0x22, 0x22)));
-        assert_eq!(f.to_string(), "ct_state=0x22/0x22");
+        assert_eq!(f.to_string(), "ct_state=34/34");
     }
 }
