@@ -144,22 +144,13 @@ impl DatapathApp for LearningSwitch {
 
     fn on_ports(&mut self, ctx: &mut Ctx<'_>, ports: &[of13::Port]) {
         if let Some(net) = &self.network {
-            net.switch_ports(ctx.info.dpid, ports);
-            // Discover links at once rather than at the next round.
-            let mut out = Vec::new();
-            net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, ports, &mut out);
-            ctx.send_raw(&out);
+            net.ports_arrived(ctx, ports);
         }
     }
 
     fn on_port_status(&mut self, ctx: &mut Ctx<'_>, reason: u8, port: &of13::Port) {
         if let Some(net) = &self.network {
-            net.port_status(ctx.info.dpid, reason, port);
-            if reason != of13::port::port_reason::DELETE && port.is_up() {
-                let mut out = Vec::new();
-                net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, std::slice::from_ref(port), &mut out);
-                ctx.send_raw(&out);
-            }
+            net.port_status_arrived(ctx, reason, port);
         }
     }
 

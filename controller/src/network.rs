@@ -121,6 +121,25 @@ impl Network {
         self.note(&events);
     }
 
+    /// A session's ports arrived: records them and sends LLDP out of every one at once
+    /// (links are found without waiting for the next round).
+    pub fn ports_arrived(&self, ctx: &mut crate::session::Ctx<'_>, ports: &[of13::Port]) {
+        self.switch_ports(ctx.info.dpid, ports);
+        let mut out = Vec::new();
+        self.lldp_packet_outs(ctx.info.dpid, ctx.info.version, ports, &mut out);
+        ctx.send_raw(&out);
+    }
+
+    /// A session's PORT_STATUS: records it, and sends LLDP out of a port that is up.
+    pub fn port_status_arrived(&self, ctx: &mut crate::session::Ctx<'_>, reason: u8, port: &of13::Port) {
+        self.port_status(ctx.info.dpid, reason, port);
+        if reason != of13::port::port_reason::DELETE && port.is_up() {
+            let mut out = Vec::new();
+            self.lldp_packet_outs(ctx.info.dpid, ctx.info.version, std::slice::from_ref(port), &mut out);
+            ctx.send_raw(&out);
+        }
+    }
+
     /// Forgets a disconnected switch.
     pub fn switch_gone(&self, dpid: u64) {
         let events = self.topology().remove_switch(dpid);

@@ -57,22 +57,12 @@ impl DatapathApp for TenantSwitch {
         if ctx.info.version != OFP13 {
             return;
         }
-        let net = &self.tenant.network;
-        net.switch_ports(ctx.info.dpid, ports);
-        let mut out = Vec::new();
-        net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, ports, &mut out);
-        ctx.send_raw(&out);
+        self.tenant.network.ports_arrived(ctx, ports);
         self.tenant.switch_event(SwitchEvent::Up(ctx.info.dpid));
     }
 
     fn on_port_status(&mut self, ctx: &mut Ctx<'_>, reason: u8, port: &of13::Port) {
-        let net = &self.tenant.network;
-        net.port_status(ctx.info.dpid, reason, port);
-        if reason != of13::port::port_reason::DELETE && port.is_up() {
-            let mut out = Vec::new();
-            net.lldp_packet_outs(ctx.info.dpid, ctx.info.version, std::slice::from_ref(port), &mut out);
-            ctx.send_raw(&out);
-        }
+        self.tenant.network.port_status_arrived(ctx, reason, port);
     }
 
     fn on_disconnect(&mut self, info: &SwitchInfo) {

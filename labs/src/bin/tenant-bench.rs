@@ -331,15 +331,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     for s in &samples {
         lab.namespaces.push(s.ns.clone());
-        sh("ip", &["netns", "add", &s.ns])?;
-        let inner = format!("{}i", s.iface);
-        sh("ip", &["link", "add", &s.iface, "type", "veth", "peer", "name", &inner])?;
-        sh("ip", &["link", "set", &inner, "netns", &s.ns])?;
-        sh("ip", &["link", "set", &s.iface, "up"])?;
-        sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "address", &s.mac])?;
-        sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "up"])?;
-        sh("ip", &["netns", "exec", &s.ns, "sysctl", "-qw", &format!("net.ipv4.neigh.{inner}.retrans_time_ms=10")])?;
-        sh("ovs-vsctl", &["add-port", &format!("{prefix}s{}", s.switch), &s.iface])?;
+        plug(&prefix, s)?;
     }
 
     // Wait for the controller to have reconciled every switch (empty tenant state).
@@ -400,15 +392,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
             network: 0,
         };
         lab.namespaces.push(one.ns.clone());
-        sh("ip", &["netns", "add", &one.ns])?;
-        let inner = format!("{}i", one.iface);
-        sh("ip", &["link", "add", &one.iface, "type", "veth", "peer", "name", &inner])?;
-        sh("ip", &["link", "set", &inner, "netns", &one.ns])?;
-        sh("ip", &["link", "set", &one.iface, "up"])?;
-        sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "address", &one.mac])?;
-        sh("ip", &["netns", "exec", &one.ns, "ip", "link", "set", &inner, "up"])?;
-        sh("ip", &["netns", "exec", &one.ns, "ip", "addr", "add", &format!("{}/16", one.ip), "dev", &inner])?;
-        sh("ovs-vsctl", &["add-port", &format!("{prefix}s1"), &one.iface])?;
+        plug(&prefix, &one)?;
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &one.ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/16", one.ip),
+                "dev",
+                &format!("{}i", one.iface),
+            ],
+        )?;
         std::thread::sleep(Duration::from_millis(500)); // the interface's PORT_STATUS has reached the controller
         let t1 = Instant::now();
         rt.block_on(async {
@@ -457,6 +455,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         println!("{}", serde_json::to_string_pretty(&result)?);
     }
+    Ok(())
+}
+
+/// A namespace with a veth whose other end is on the sample's bridge: the VM's MAC, up,
+/// ARP retried every 10 ms.
+fn plug(prefix: &str, s: &Sample) -> anyhow::Result<()> {
+    sh("ip", &["netns", "add", &s.ns])?;
+    let inner = format!("{}i", s.iface);
+    sh("ip", &["link", "add", &s.iface, "type", "veth", "peer", "name", &inner])?;
+    sh("ip", &["link", "set", &inner, "netns", &s.ns])?;
+    sh("ip", &["link", "set", &s.iface, "up"])?;
+    sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "address", &s.mac])?;
+    sh("ip", &["netns", "exec", &s.ns, "ip", "link", "set", &inner, "up"])?;
+    sh("ip", &["netns", "exec", &s.ns, "sysctl", "-qw", &format!("net.ipv4.neigh.{inner}.retrans_time_ms=10")])?;
+    sh("ovs-vsctl", &["add-port", &format!("{prefix}s{}", s.switch), &s.iface])?;
     Ok(())
 }
 
