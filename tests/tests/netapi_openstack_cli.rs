@@ -195,6 +195,66 @@ print("after-delete", " ".join(sorted(x.host + "=" + x.status for x in conn.netw
     Ok(())
 }
 
+/// An admin binds a port to a switch interface with the plain CLI: `binding:profile`
+/// carries the datapath id and interface name that tenant mode places the port by.
+#[test]
+fn cli_binds_a_port_to_a_switch_interface_through_the_binding_profile() -> anyhow::Result<()> {
+    let api = NetApi::start()?;
+    let cli = api.admin_cli()?;
+    cli.json(&["network", "create", "net1"])?;
+    cli.json(&["subnet", "create", "--network", "net1", "--subnet-range", "10.0.0.0/24", "sub1"])?;
+    let port = cli.json(&[
+        "port",
+        "create",
+        "--network",
+        "net1",
+        "--host",
+        "lab",
+        "--binding-profile",
+        "datapath_id=00000000000000ab",
+        "--binding-profile",
+        "interface_name=s1-eth1",
+        "vm1",
+    ])?;
+    assert_eq!(port["binding_host_id"], "lab");
+    let script = r#"
+import sys, openstack
+conn = openstack.connect()
+port = conn.network.find_port(sys.argv[1], ignore_missing=False)
+for b in conn.network.port_bindings(port):
+    print(b.host, b.status)
+"#;
+    let out = cli.python(script, &[&id(&port)])?;
+    assert_eq!(out.trim(), "lab ACTIVE", "{out}");
+    // The placement is in the binding the controller reads (the REST binding body).
+    let rest = api.rest();
+    let rt = tokio::runtime::Runtime::new()?;
+    let token = rt.block_on(api.admin_token())?;
+    let b = rt.block_on(rest.expect(
+        tenet_netapi::client::StatusCode::OK,
+        tenet_netapi::client::Method::GET,
+        &format!("/v2.0/ports/{}/bindings", id(&port)),
+        Some(&token),
+        None,
+    ))?;
+    assert_eq!(b["bindings"][0]["datapath_id"], "00000000000000ab", "{b}");
+    assert_eq!(b["bindings"][0]["interface_name"], "s1-eth1", "{b}");
+    // A datapath id that is not hex is refused with a message.
+    let err = cli.fails(&[
+        "port",
+        "create",
+        "--network",
+        "net1",
+        "--host",
+        "lab",
+        "--binding-profile",
+        "datapath_id=zz",
+        "vm2",
+    ])?;
+    assert!(err.contains("datapath_id"), "{err}");
+    Ok(())
+}
+
 #[test]
 fn sfc_commands_build_a_port_chain_visible_only_to_its_project() -> anyhow::Result<()> {
     let api = NetApi::start()?;

@@ -168,6 +168,44 @@ impl Placement {
         }
     }
 
+    /// The placement a `binding:profile` names, for bindings made through REST (e.g.
+    /// `openstack port create --host H --binding-profile datapath_id=0000000000000001
+    /// --binding-profile interface_name=s1-eth1`): `datapath_id` as hex (optionally
+    /// `0x`-prefixed), `interface_name` as a string. None when the profile names neither.
+    pub fn of_profile(profile: &Value) -> ApiResult<Option<Placement>> {
+        let dpid = profile.get("datapath_id").filter(|v| !v.is_null());
+        let iface = profile.get("interface_name").filter(|v| !v.is_null());
+        if dpid.is_none() && iface.is_none() {
+            return Ok(None);
+        }
+        let datapath_id = match dpid {
+            None => None,
+            Some(v) => {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| ApiError::invalid_input("binding:profile datapath_id must be a hex string"))?;
+                let hex = text.trim_start_matches("0x");
+                if hex.is_empty() || hex.len() > 16 {
+                    return Err(ApiError::invalid_input(format!(
+                        "binding:profile datapath_id {text:?} is not 1-16 hex digits"
+                    )));
+                }
+                Some(u64::from_str_radix(hex, 16).map_err(|_| {
+                    ApiError::invalid_input(format!("binding:profile datapath_id {text:?} is not hexadecimal"))
+                })?)
+            }
+        };
+        let interface_name = match iface {
+            None => String::new(),
+            Some(v) => v
+                .as_str()
+                .filter(|s| !s.is_empty() && s.len() <= 255)
+                .ok_or_else(|| ApiError::invalid_input("binding:profile interface_name must be a non-empty string"))?
+                .to_string(),
+        };
+        Ok(Some(Placement { datapath_id, interface_name }))
+    }
+
     /// The datapath id as stored: 16 lower-case hex digits ("" when unknown).
     pub fn datapath_text(&self) -> String {
         self.datapath_id.map(|d| format!("{d:016x}")).unwrap_or_default()
@@ -328,6 +366,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
     if !profile.is_object() {
         return Err(ApiError::invalid_input("binding:profile must be a dictionary"));
     }
+    let binding = match opt_str(&obj, "binding:host_id")?.filter(|h| !h.is_empty()) {
+        Some(h) => Some((h, Placement::of_profile(&profile)?.unwrap_or_default())),
+        None => None,
+    };
     let req = NewPort {
         id: None,
         network_id,
@@ -342,7 +384,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         device_id: opt_str(&obj, "device_id")?.unwrap_or_default(),
         vnic_type: opt_str(&obj, "binding:vnic_type")?.unwrap_or_else(|| "normal".into()),
         profile,
-        binding: opt_str(&obj, "binding:host_id")?.filter(|h| !h.is_empty()).map(|h| (h, Placement::default())),
+        binding,
         network: None,
         attrs: obj,
     };
@@ -583,7 +625,8 @@ pub async fn update(
             Some(_) => return Err(ApiError::invalid_input("binding:profile must be a dictionary")),
             None => port["binding:profile"].clone(),
         };
-        rebind(&mut tx, &mut port, &host, &vnic, &profile, None).await?;
+        let place = Placement::of_profile(&profile)?;
+        rebind(&mut tx, &mut port, &host, &vnic, &profile, place).await?;
     }
     touch(&mut port, &tx);
     tx.update("ports", "port", &port).await?;
@@ -703,7 +746,8 @@ pub async fn create_binding(
     }
     let mut tx = state.store.begin_write().await?;
     let port = own_port(&mut tx, &caller, &id).await?;
-    let binding = add_inactive_binding(&mut tx, &port, &host, &vnic, &profile, &Placement::default()).await?;
+    let place = Placement::of_profile(&profile)?.unwrap_or_default();
+    let binding = add_inactive_binding(&mut tx, &port, &host, &vnic, &profile, &place).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "binding": binding }))).into_response())
 }
