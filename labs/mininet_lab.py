@@ -152,6 +152,62 @@ def describe_hosts(net):
     return hosts
 
 
+def api(method, url, token=None, body=None):
+    """One JSON call to the network API; returns (status, headers, parsed body)."""
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("X-Auth-Token", token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, r.headers, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raise SystemExit("%s %s: HTTP %d %s" % (method, url, e.code, e.read().decode(errors="replace")))
+
+
+def register_tenant_ports(net, base):
+    """Registers every host as a port of network `lab` (subnet 10.0.0.0/24, created if
+    missing) bound to its switch interface, with the credentials of an openrc in the
+    environment (OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME), then lets each host ask DHCP.
+    Idempotent: ports are named lab-HOST and rebound on a rerun."""
+    user, pw, project = (os.environ.get(k) for k in ("OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME"))
+    if not (user and pw and project):
+        raise SystemExit("--netapi needs OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (source target/lab/openrc)")
+    scope = {"project": {"name": project, "domain": {"name": "Default"}}}
+    ident = {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": pw}}}
+    _, headers, _ = api("POST", base + "/v3/auth/tokens", body={"auth": {"identity": ident, "scope": scope}})
+    token = headers["X-Subject-Token"]
+    _, _, nets = api("GET", base + "/v2.0/networks?name=lab", token)
+    if nets["networks"]:
+        net_id = nets["networks"][0]["id"]
+    else:
+        _, _, n = api("POST", base + "/v2.0/networks", token, {"network": {"name": "lab"}})
+        net_id = n["network"]["id"]
+        api("POST", base + "/v2.0/subnets", token,
+            {"subnet": {"network_id": net_id, "cidr": "10.0.0.0/24", "ip_version": 4, "name": "lab-v4"}})
+    macs = {}
+    for h in describe_hosts(net):
+        sw = net.get(h["switch"])
+        profile = {"datapath_id": sw.dpid, "interface_name": "%s-eth%d" % (h["switch"], h["port"])}
+        name = "lab-%s" % h["name"]
+        _, _, found = api("GET", base + "/v2.0/ports?name=%s" % name, token)
+        if found["ports"]:
+            port = found["ports"][0]
+            api("PUT", base + "/v2.0/ports/%s" % port["id"], token,
+                {"port": {"binding:host_id": "lab", "binding:profile": profile}})
+        else:
+            _, _, p = api("POST", base + "/v2.0/ports", token, {"port": {
+                "network_id": net_id, "name": name, "binding:host_id": "lab", "binding:profile": profile}})
+            port = p["port"]
+        macs[h["name"]] = port["mac_address"]
+    for name, mac in macs.items():
+        got = dhcp(net.get(name), mac)
+        print("%s: %s by DHCP (port MAC %s)" % (name, got["ip"] or "no address", mac))
+
+
 UDHCPC_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udhcpc-script.sh")
 
 
@@ -159,7 +215,7 @@ def dhcp(h, mac):
     intf = h.defaultIntf().name
     h.cmd("ip link set %s address %s" % (intf, mac))
     h.cmd("ip addr flush dev %s" % intf)
-    out = h.cmd("udhcpc -i %s -n -q -f -t 4 -T 1 -A 1 -s %s 2>&1" % (intf, UDHCPC_SCRIPT))
+    out = h.cmd("udhcpc -i %s -n -q -f -t 8 -T 1 -A 1 -s %s 2>&1" % (intf, UDHCPC_SCRIPT))
     m = re.search(r"inet (\d+\.\d+\.\d+\.\d+/\d+)", h.cmd("ip -4 addr show dev %s" % intf))
     if m:
         h.setIP(m.group(1).split("/")[0], prefixLen=int(m.group(1).split("/")[1]), intf=intf)
@@ -218,6 +274,10 @@ def main():
     ap.add_argument("--fail-mode", default="standalone", choices=["standalone", "secure"],
                     help="OVS fail mode: secure keeps the controller's flows (and nothing else) while it is away")
     ap.add_argument("--cli", action="store_true", help="open the Mininet CLI")
+    ap.add_argument("--netapi", metavar="URL",
+                    help="tenant mode: register every host as a port of network 'lab' through this network API "
+                         "(e.g. http://127.0.0.1:9696, credentials from the environment: source an openrc) "
+                         "and let the hosts take their addresses by DHCP")
     ap.add_argument("--pingall", action="store_true", help="run pingall once and report")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -240,6 +300,8 @@ def main():
         for h in net.hosts:
             # TCP over the userspace datapath needs transmit checksum offload off.
             h.cmd("ethtool -K %s tx off >/dev/null 2>&1" % h.defaultIntf().name)
+        if args.netapi:
+            register_tenant_ports(net, args.netapi.rstrip("/"))
         if args.steps:
             serve_steps(net)
         if args.pingall:

@@ -2,12 +2,15 @@
 # Brings up tenet on this machine: installs what is missing (labs/setup-host.sh),
 # builds in release mode, starts the network API (tenet-netapi on its embedded
 # default store, SQLite in target/lab/netapi.db, with an admin openrc in
-# target/lab/openrc) and tenet-controller, and starts a Mininet lab of userspace
-# OVS switches connected to it, then opens the Mininet CLI (try `pingall`;
-# `exit` stops everything).
+# target/lab/openrc) and tenet-controller in tenant mode, and starts a Mininet lab
+# of userspace OVS switches connected to it. Every lab host is registered as a port
+# of network `lab` (10.0.0.0/24) through the network API and takes its address by
+# DHCP from the controller; then the Mininet CLI opens (try `pingall`; `exit` stops
+# everything).
 #
 # Environment:
-#   TOPO=tree,2,3           lab topology: linear,N | tree,D,F | ring,N | fattree,K
+#   MODE=tenant             tenant (the platform) or learning (a plain learning switch, no netapi ports)
+#   TOPO=tree,2,3           lab topology: linear,N | tree,D,F | ring,N[,HOSTS] | fattree,K
 #   PROTOCOLS=OpenFlow13    OpenFlow13 or OpenFlow10
 #   PORT=6653               controller port (loopback)
 #   METRICS=127.0.0.1:9100  Prometheus metrics address
@@ -22,6 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TOPO=${TOPO:-tree,2,3}
 PROTOCOLS=${PROTOCOLS:-OpenFlow13}
 PORT=${PORT:-6653}
+MODE=${MODE:-tenant}
 METRICS=${METRICS:-127.0.0.1:9100}
 
 ./labs/setup-host.sh
@@ -34,11 +38,15 @@ mkdir -p target/lab
 NETAPI_DB=sqlite://$PWD/target/lab/netapi.db
 echo "=== tenet-netapi on 127.0.0.1:9696 (store $NETAPI_DB, openrc target/lab/openrc) ==="
 ./target/release/tenet-netapi bootstrap --db "$NETAPI_DB" --password "${ADMIN_PASSWORD:-tenet}" >target/lab/openrc
-./target/release/tenet-netapi serve --db "$NETAPI_DB" --http 127.0.0.1:9696 >target/lab/netapi.log 2>&1 &
+./target/release/tenet-netapi serve --db "$NETAPI_DB" --http 127.0.0.1:9696 --grpc 127.0.0.1:9697 \
+  >target/lab/netapi.log 2>&1 &
 NETAPI=$!
-echo "=== tenet-controller on 127.0.0.1:$PORT (metrics on $METRICS, log target/lab/controller.log) ==="
-./target/release/tenet-controller --listen "127.0.0.1:$PORT" --mode learning --metrics "$METRICS" --api 127.0.0.1:8181 \
-  >target/lab/controller.log 2>&1 &
+set -a
+. target/lab/openrc
+set +a
+echo "=== tenet-controller ($MODE mode) on 127.0.0.1:$PORT (metrics on $METRICS, log target/lab/controller.log) ==="
+./target/release/tenet-controller --listen "127.0.0.1:$PORT" --mode "$MODE" --netapi http://127.0.0.1:9697 \
+  --metrics "$METRICS" --api 127.0.0.1:8181 >target/lab/controller.log 2>&1 &
 CTL=$!
 trap 'kill $CTL $NETAPI 2>/dev/null || true; wait $CTL $NETAPI 2>/dev/null || true' EXIT
 sleep 0.5
@@ -53,11 +61,14 @@ if ! kill -0 "$NETAPI" 2>/dev/null; then
   exit 1
 fi
 
+LAB_ARGS=(--topo "$TOPO" --protocols "$PROTOCOLS" --controller "127.0.0.1:$PORT" --prefix lab)
+if [ "$MODE" = tenant ]; then
+  if [ "$PROTOCOLS" != OpenFlow13 ]; then echo "tenant mode needs PROTOCOLS=OpenFlow13" >&2; exit 1; fi
+  LAB_ARGS+=(--fail-mode secure --netapi http://127.0.0.1:9696)
+fi
 echo "=== Mininet lab: $TOPO ($PROTOCOLS) ==="
 if [ -n "${NO_CLI:-}" ]; then
-  /usr/bin/python3 labs/mininet_lab.py --topo "$TOPO" --protocols "$PROTOCOLS" \
-    --controller "127.0.0.1:$PORT" --prefix lab --pingall
+  /usr/bin/python3 labs/mininet_lab.py "${LAB_ARGS[@]}" --pingall
 else
-  /usr/bin/python3 labs/mininet_lab.py --topo "$TOPO" --protocols "$PROTOCOLS" \
-    --controller "127.0.0.1:$PORT" --prefix lab --cli
+  /usr/bin/python3 labs/mininet_lab.py "${LAB_ARGS[@]}" --cli
 fi
