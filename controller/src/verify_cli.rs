@@ -49,10 +49,10 @@ fn print_report(r: &serde_json::Value) {
         let port = |k: &str| {
             let p = &c[k];
             format!(
-                "port {} (network {}) at {}:{}",
+                "port {} (network {}) at {:016x}:{}",
                 p["port_id"].as_str().unwrap_or("?"),
                 p["network"].as_str().unwrap_or("?"),
-                p["dpid"],
+                p["dpid"].as_u64().unwrap_or(0),
                 p["port"]
             )
         };

@@ -65,8 +65,11 @@ impl DatapathApp for TenantSwitch {
         self.tenant.network.port_status_arrived(ctx, reason, port);
     }
 
+    /// A switch that loses its controller keeps forwarding (fail mode secure): the fabric
+    /// keeps it and its links, which age out as LLDP stops confirming them (or go at once
+    /// when a neighbour reports its port down). A switch that reconnects within that time
+    /// changes nothing; one that does not is routed around.
     fn on_disconnect(&mut self, info: &SwitchInfo) {
-        self.tenant.network.switch_gone(info.dpid);
         self.tenant.switch_event(SwitchEvent::Down(info.dpid));
     }
 
