@@ -57,6 +57,11 @@ struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 1500)]
     settle: u64,
 
+    /// Tenant mode: seconds between audits, which read every switch's flows back and
+    /// undo changes made behind the controller's back (0: no audits).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    audit: u64,
+
     #[command(subcommand)]
     command: Option<Command>,
 
@@ -200,7 +205,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 feed::Auth::from_env().map_err(|e| anyhow::anyhow!("tenant mode needs netapi credentials: {e}"))?;
             let t = Tenant::new(
                 network.clone(),
-                TenantConfig { settle: Duration::from_millis(cli.settle), ..TenantConfig::default() },
+                TenantConfig {
+                    settle: Duration::from_millis(cli.settle),
+                    audit: (cli.audit > 0).then(|| Duration::from_secs(cli.audit)),
+                    ..TenantConfig::default()
+                },
             );
             let (feed_tx, feed_rx) = tokio::sync::mpsc::channel(1024);
             tokio::spawn(feed::run(cli.netapi.clone(), auth, feed_tx, stop_rx.clone()));

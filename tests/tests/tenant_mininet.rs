@@ -129,7 +129,7 @@ fn setup() -> anyhow::Result<World> {
         nets.push(net_id);
     }
 
-    let ctl = TenantController::start(&api, &[])?;
+    let ctl = TenantController::start(&api, &["--audit", "3"])?;
     let mut lab = Lab::start_with("ring,4,2", &ctl.of_addr, "OpenFlow13", &["--fail-mode", "secure"])?;
     let switches = lab.step("switches")?;
     let hosts = lab.step("hosts")?;
@@ -498,5 +498,10 @@ fn verify_finds_a_planted_leak(w: &mut World) -> anyhow::Result<()> {
     eprintln!("verify with a planted leak:\n{out}");
     ensure!(code == 1, "verify missed a planted leak (exit {code}):\n{out}");
     ensure!(out.contains("02:00:00:00:00:99"), "the counterexample should show the packet:\n{out}");
+    // The next audit (every 3 s in this test) removes the foreign flow again.
+    let healed =
+        tenet_tests::wait_until(Duration::from_secs(20), || w.ctl.verify().map(|(c, _)| c == 0).unwrap_or(false));
+    ensure!(healed, "the audit did not remove the planted flow:\n{}", w.ctl.log_tail());
+    ensure!(w.ctl.log().contains("audit: the switch's flows drifted"), "the audit should say it found drift");
     Ok(())
 }

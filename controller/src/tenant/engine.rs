@@ -31,11 +31,18 @@ pub struct TenantConfig {
     pub settle: Duration,
     /// Timeout of flow reads and barriers.
     pub request_timeout: Duration,
+    /// How often every switch's flows are read back and reconciled again (drift from
+    /// flows changed behind the controller's back); None: never.
+    pub audit: Option<Duration>,
 }
 
 impl Default for TenantConfig {
     fn default() -> Self {
-        TenantConfig { settle: Duration::from_millis(1500), request_timeout: Duration::from_secs(10) }
+        TenantConfig {
+            settle: Duration::from_millis(1500),
+            request_timeout: Duration::from_secs(10),
+            audit: Some(Duration::from_secs(60)),
+        }
     }
 }
 
@@ -163,11 +170,20 @@ pub async fn run(
         touched: Touched::default(),
         dirty: BTreeSet::new(),
     };
+    let mut audit = tokio::time::interval(tenant.config.audit.unwrap_or(Duration::from_secs(86_400 * 365)));
+    audit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    audit.tick().await;
     loop {
         tokio::select! {
             m = feed.recv() => match m {
                 Some(m) => e.feed(m),
                 None => return,
+            },
+            _ = audit.tick(), if tenant.config.audit.is_some() => {
+                let ready: Vec<u64> = e.switches.iter().filter(|(_, s)| s.installed.is_some()).map(|(d, _)| *d).collect();
+                for dpid in ready {
+                    e.switch_event(SwitchEvent::Settled(dpid)).await;
+                }
             },
             Some(ev) = events.recv() => e.switch_event(ev).await,
             r = topo_events.recv() => e.topology_event(r),
@@ -285,7 +301,16 @@ impl Engine {
                 let (Some(sw), Some(handle)) = (self.switches.get_mut(&dpid), self.registry.get(dpid)) else { return };
                 match reconcile::read(&handle, self.tenant.config.request_timeout).await {
                     Ok(have) => {
-                        tracing::info!(dpid = %tenet_topology::fmt_dpid(dpid), flows = have.flows.len(), groups = have.groups.len(), "switch settled; read its flows");
+                        match &sw.installed {
+                            None => {
+                                tracing::info!(dpid = %tenet_topology::fmt_dpid(dpid), flows = have.flows.len(), groups = have.groups.len(), "switch settled; read its flows")
+                            }
+                            Some(before) if *before != have => {
+                                let c = reconcile::diff(before, &have);
+                                tracing::warn!(dpid = %tenet_topology::fmt_dpid(dpid), missing = c.flows_added, foreign = c.flows_deleted, groups = c.groups_changed, "audit: the switch's flows drifted from what was installed; reconciling");
+                            }
+                            Some(_) => {}
+                        }
                         sw.installed = Some(have);
                         self.dirty.insert(dpid);
                     }
