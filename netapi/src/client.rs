@@ -140,6 +140,34 @@ impl Rest {
         Ok(answer.body)
     }
 
+    /// Validates `subject` (`GET /v3/auth/tokens` with `X-Subject-Token`), authenticated
+    /// with `own` (a token allowed to validate others: admin or service); returns the
+    /// token body (`{"token": {...}}`).
+    pub async fn validate_token(&self, own: &str, subject: &str) -> Result<Value, ClientError> {
+        let uri = format!("{}/v3/auth/tokens", self.base);
+        let req = hyper::Request::builder()
+            .method(Method::GET)
+            .uri(&uri)
+            .header("accept", "application/json")
+            .header("x-auth-token", own)
+            .header("x-subject-token", subject)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let resp = self.client.request(req).await.map_err(|e| ClientError::Http(format!("{uri}: {e}")))?;
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map_err(|e| ClientError::Http(format!("{uri}: {e}")))?.to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if parts.status != StatusCode::OK {
+            return Err(ClientError::Status {
+                method: "GET".into(),
+                path: "/v3/auth/tokens".into(),
+                status: parts.status.as_u16(),
+                body: body.to_string(),
+            });
+        }
+        Ok(body)
+    }
+
     /// Issues a project-scoped token for `user` (password authentication); returns its id.
     pub async fn password_token(&self, user: &str, password: &str, project: &str) -> Result<String, ClientError> {
         let body = json!({"auth": {

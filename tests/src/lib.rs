@@ -6,6 +6,7 @@
 //! lab is stopped (its bridges and namespaces removed) when its [`Lab`] is dropped,
 //! also when the test fails.
 
+pub mod compute;
 pub mod netapi;
 pub mod tenant;
 

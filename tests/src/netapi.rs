@@ -98,6 +98,8 @@ pub struct NetApi {
     pub grpc_url: String,
     /// The admin's openrc as (name, value) pairs.
     pub admin_env: Vec<(String, String)>,
+    /// Extra `serve` options (the catalog's compute and image endpoints).
+    serve_args: Vec<String>,
 }
 
 /// The admin's password on every test server.
@@ -109,7 +111,16 @@ impl NetApi {
     pub fn start() -> anyhow::Result<NetApi> {
         let dir = NetApi::temp_dir()?;
         let db = format!("sqlite://{}", dir.join("netapi.db").display());
-        NetApi::start_on(dir, db, None)
+        NetApi::start_on(dir, db, None, Vec::new())
+    }
+
+    /// Like [`NetApi::start`], with the catalog's compute and image endpoints at
+    /// `compute_url` (`http://ADDR/compute/v2.1`) and `image_url` (`http://ADDR/image`).
+    pub fn start_with_catalog(compute_url: &str, image_url: &str) -> anyhow::Result<NetApi> {
+        let dir = NetApi::temp_dir()?;
+        let db = format!("sqlite://{}", dir.join("netapi.db").display());
+        let args = vec!["--compute-url".into(), compute_url.into(), "--image-url".into(), image_url.into()];
+        NetApi::start_on(dir, db, None, args)
     }
 
     /// Like [`NetApi::start`] on a new PostgreSQL database (dropped on drop).
@@ -119,7 +130,7 @@ impl NetApi {
         psql(&format!("CREATE DATABASE {name}"))?;
         let admin = postgres_admin_url();
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-        NetApi::start_on(dir, format!("{base}/{name}"), Some(name))
+        NetApi::start_on(dir, format!("{base}/{name}"), Some(name), Vec::new())
     }
 
     fn temp_dir() -> anyhow::Result<PathBuf> {
@@ -128,7 +139,7 @@ impl NetApi {
         Ok(dir)
     }
 
-    fn start_on(dir: PathBuf, db: String, pg_name: Option<String>) -> anyhow::Result<NetApi> {
+    fn start_on(dir: PathBuf, db: String, pg_name: Option<String>, serve_args: Vec<String>) -> anyhow::Result<NetApi> {
         let mut server = NetApi {
             child: None,
             dir,
@@ -137,6 +148,7 @@ impl NetApi {
             url: String::new(),
             grpc_url: String::new(),
             admin_env: Vec::new(),
+            serve_args,
         };
         server.launch(false)?;
         let bin = netapi_binary()?;
@@ -170,6 +182,7 @@ impl NetApi {
             .context("server log")?;
         let mut child = Command::new(&bin)
             .args(["serve", "--db", &self.db, "--http", &http, "--grpc", &grpc])
+            .args(&self.serve_args)
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(log)
