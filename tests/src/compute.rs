@@ -30,14 +30,30 @@ impl ComputeApi {
     /// Starts the API on `addr` (the address the netapi catalog names) with the admin's
     /// credentials as its service user.
     pub fn start_on(netapi: &NetApi, addr: &str) -> anyhow::Result<ComputeApi> {
+        ComputeApi::start_on_with(netapi, addr, &[])
+    }
+
+    /// Like [`ComputeApi::start_on`] with more `tenet-compute api` options (e.g. quotas).
+    pub fn start_on_with(netapi: &NetApi, addr: &str, extra: &[&str]) -> anyhow::Result<ComputeApi> {
         let env =
             |k: &str| netapi.admin_env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        ComputeApi::start(netapi, addr, &env("OS_USERNAME"), &env("OS_PASSWORD"), &env("OS_PROJECT_NAME"))
+        ComputeApi::start_inner(netapi, addr, &env("OS_USERNAME"), &env("OS_PASSWORD"), &env("OS_PROJECT_NAME"), extra)
     }
 
     /// Starts the API on `addr` (the address the netapi catalog names), authenticating
     /// as the service user `user` / `password` of project `project` against `netapi`.
     pub fn start(netapi: &NetApi, addr: &str, user: &str, password: &str, project: &str) -> anyhow::Result<ComputeApi> {
+        ComputeApi::start_inner(netapi, addr, user, password, project, &[])
+    }
+
+    fn start_inner(
+        netapi: &NetApi,
+        addr: &str,
+        user: &str,
+        password: &str,
+        project: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<ComputeApi> {
         let dir = std::env::temp_dir().join(format!("tenet-compute-e2e-{}-{}", std::process::id(), unique_prefix()));
         std::fs::create_dir_all(&dir).context("creating the temp dir")?;
         let bin = crate::workspace_binary("tenet-compute", "tenet-compute")?;
@@ -45,6 +61,7 @@ impl ComputeApi {
         let db = format!("sqlite://{}", dir.join("compute.db").display());
         let mut child = Command::new(bin)
             .args(["api", "--db", &db, "--http", addr, "--identity", &netapi.url])
+            .args(extra)
             .env("OS_USERNAME", user)
             .env("OS_PASSWORD", password)
             .env("OS_PROJECT_NAME", project)
@@ -171,5 +188,173 @@ fn serve_connection(stream: std::net::TcpStream, log: &Mutex<Vec<Received>>) -> 
             l.push(Received { method, path, body });
         }
         writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")?;
+    }
+}
+
+/// Runs a command; its stdout, or an error with its stderr.
+pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The IPv4 address a namespace-driver server's `eth0` has (from DHCP), if any.
+pub fn ns_ip(id: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("tvm-{id}"), "ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().skip_while(|w| *w != "inet").nth(1).map(|a| a.split('/').next().unwrap_or("").to_string())
+}
+
+/// Pings `ip` `count` times (100 ms apart) from a namespace-driver server; replies received.
+pub fn pings(from: &str, ip: &str, count: u32) -> u32 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("tvm-{from}"), "ping", "-c", &count.to_string(), "-i", "0.1", "-W", "1", ip])
+        .output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    text.split(',').find_map(|p| p.trim().strip_suffix(" received").and_then(|n| n.trim().parse().ok())).unwrap_or(0)
+}
+
+/// N hypervisor hosts on this machine: N OVS bridges (netdev, fail mode secure,
+/// OpenFlow 1.3, connected to the tenant controller) chained by veth pairs, each with a
+/// `tenet-compute agent --driver namespace`. Everything goes on drop (agents, the
+/// namespaces of servers they were told about with [`Hypervisors::track`], links, bridges).
+pub struct Hypervisors {
+    pub prefix: String,
+    pub bridges: Vec<String>,
+    links: Vec<String>,
+    agents: Vec<std::process::Child>,
+    logs: Vec<PathBuf>,
+    state: PathBuf,
+    servers: std::sync::Mutex<Vec<String>>,
+}
+
+impl Hypervisors {
+    /// Starts `n` hosts whose agents report to `compute` (extra agent options in `agent_args`).
+    pub fn start(
+        netapi: &NetApi,
+        ctl: &crate::tenant::TenantController,
+        compute: &ComputeApi,
+        n: usize,
+        agent_args: &[&str],
+    ) -> anyhow::Result<Hypervisors> {
+        let prefix = unique_prefix();
+        let state = std::env::temp_dir().join(format!("tenet-agents-{prefix}"));
+        let mut hv = Hypervisors {
+            prefix: prefix.clone(),
+            bridges: Vec::new(),
+            links: Vec::new(),
+            agents: Vec::new(),
+            logs: Vec::new(),
+            state: state.clone(),
+            servers: std::sync::Mutex::new(Vec::new()),
+        };
+        for i in 0..n {
+            let b = format!("{prefix}b{}", i + 1);
+            hv.bridges.push(b.clone());
+            run(
+                "ovs-vsctl",
+                &[
+                    "add-br",
+                    &b,
+                    "--",
+                    "set",
+                    "bridge",
+                    &b,
+                    "datapath_type=netdev",
+                    "fail_mode=secure",
+                    "protocols=OpenFlow13",
+                    &format!("other-config:datapath-id={:016x}", 0xc0_0000 + i as u64 + 1),
+                ],
+            )?;
+            run("ovs-vsctl", &["set-controller", &b, &format!("tcp:{}", ctl.of_addr)])?;
+        }
+        for i in 1..n {
+            let link = format!("{prefix}l{i}");
+            let peer = format!("{link}p");
+            run("ip", &["link", "add", &link, "type", "veth", "peer", "name", &peer])?;
+            hv.links.push(link.clone());
+            for (dev, b) in [(&link, &hv.bridges[i - 1]), (&peer, &hv.bridges[i])] {
+                run("ip", &["link", "set", dev, "up"])?;
+                let _ = run("ethtool", &["-K", dev, "tx", "off"]);
+                run("ovs-vsctl", &["add-port", b, dev])?;
+            }
+        }
+        let bin = crate::workspace_binary("tenet-compute", "tenet-compute")?;
+        for (i, b) in hv.bridges.clone().iter().enumerate() {
+            let log = std::env::temp_dir().join(format!("{prefix}-agent{i}.log"));
+            let child = Command::new(&bin)
+                .args(["agent", "--host", &format!("{prefix}-host{}", i + 1), "--bridge", b, "--api", &compute.url])
+                .args(["--netapi", &netapi.url, "--netapi-grpc", &netapi.grpc_url])
+                .args(agent_args)
+                .arg("--state-dir")
+                .arg(&state)
+                .envs(netapi.admin_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).context("agent log")?)
+                .spawn()
+                .context("starting an agent")?;
+            hv.agents.push(child);
+            hv.logs.push(log);
+        }
+        if !crate::wait_until(std::time::Duration::from_secs(20), || {
+            compute.hosts().map(|h| h.len() >= n).unwrap_or(false)
+        }) {
+            bail!("the {n} agents did not report:\n{}", hv.logs());
+        }
+        Ok(hv)
+    }
+
+    /// Remembers a server whose namespace must go on drop (if the test fails first).
+    pub fn track(&self, server_id: &str) {
+        if let Ok(mut s) = self.servers.lock() {
+            s.push(server_id.to_string());
+        }
+    }
+
+    /// The servers tracked so far.
+    pub fn tracked(&self) -> Vec<String> {
+        self.servers.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The agents' logs.
+    pub fn logs(&self) -> String {
+        self.logs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("--- agent {i} ---\n{}", std::fs::read_to_string(l).unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl Drop for Hypervisors {
+    fn drop(&mut self) {
+        for c in &mut self.agents {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        for id in self.tracked() {
+            let ns = format!("tvm-{id}");
+            if std::path::Path::new("/run/netns").join(&ns).exists() {
+                let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            }
+        }
+        for b in &self.bridges {
+            let _ = Command::new("ovs-vsctl").args(["--if-exists", "del-br", b]).status();
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).status();
+        }
+        for l in &self.logs {
+            let _ = std::fs::remove_file(l);
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
     }
 }
