@@ -127,6 +127,50 @@ fn scenario() -> anyhow::Result<()> {
         ensure!(wait_until(Duration::from_secs(10), || pings(&ids[0], &ips[1], 1) == 1), "vm2 silent after {undo}");
     }
 
+    // A server whose port cannot be registered (its subnet has no address left) goes to
+    // ERROR with the reason, and nothing of it stays on the host.
+    cli.json(&["network", "create", "tiny"])?;
+    cli.json(&["subnet", "create", "--network", "tiny", "--subnet-range", "10.8.0.0/30", "tiny4"])?;
+    let first = cli.json(&[
+        "server",
+        "create",
+        "--image",
+        "tiny",
+        "--flavor",
+        "m1.nano",
+        "--network",
+        "tiny",
+        "--wait",
+        "fits",
+    ])?;
+    let first_id = first["id"].as_str().context("id")?.to_string();
+    hv.track(&first_id);
+    let out = cli.run(&[
+        "server",
+        "create",
+        "--image",
+        "tiny",
+        "--flavor",
+        "m1.nano",
+        "--network",
+        "tiny",
+        "--wait",
+        "-f",
+        "json",
+        "full",
+    ])?;
+    let full = cli.json(&["server", "show", "full"])?;
+    let full_id = full["id"].as_str().context("id")?.to_string();
+    hv.track(&full_id);
+    ensure!(full["status"] == "ERROR", "a server without an address should be ERROR: {full}\n{out:?}");
+    let fault = full["fault"].to_string();
+    ensure!(fault.contains("registering port"), "the fault should say why: {fault}");
+    ensure!(!run("ip", &["netns", "list"])?.contains(&full_id), "the failed server's namespace is left");
+    let left = run("ovs-vsctl", &["--columns=name", "find", "interface", &format!("external_ids:vm-id={full_id}")])?;
+    ensure!(left.trim().is_empty(), "the failed server's OVS port is left: {left}");
+    cli.ok(&["server", "delete", "--wait", "full"])?;
+    cli.ok(&["server", "delete", "--wait", "fits"])?;
+
     for id in &ids {
         cli.ok(&["server", "delete", "--wait", id])?;
     }
