@@ -17,7 +17,11 @@
 #   NO_CLI=1                run pingall once and stop instead of opening the CLI
 #   ADMIN_PASSWORD=tenet    the network API's admin password
 #
-# Logs: target/lab/controller.log, target/lab/netapi.log.
+# In tenant mode it also starts tenet-compute (API on 127.0.0.1:8774, an agent with the
+# namespace driver on the lab's first switch) and uploads an image `lab`:
+#   . target/lab/openrc; openstack server create --image lab --flavor m1.nano --network lab --wait vm1
+#
+# Logs: target/lab/controller.log, netapi.log, compute.log, agent.log.
 # Topology API: http://127.0.0.1:8181/v1/topology. Network API: . target/lab/openrc; openstack network list
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,23 +36,29 @@ METRICS=${METRICS:-127.0.0.1:9100}
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 
 echo "=== build (release) ==="
-cargo build --release -p tenet-controller -p tenet-netapi
+cargo build --release -p tenet-controller -p tenet-netapi -p tenet-compute
 
 mkdir -p target/lab
 NETAPI_DB=sqlite://$PWD/target/lab/netapi.db
 echo "=== tenet-netapi on 127.0.0.1:9696 (store $NETAPI_DB, openrc target/lab/openrc) ==="
 ./target/release/tenet-netapi bootstrap --db "$NETAPI_DB" --password "${ADMIN_PASSWORD:-tenet}" >target/lab/openrc
 ./target/release/tenet-netapi serve --db "$NETAPI_DB" --http 127.0.0.1:9696 --grpc 127.0.0.1:9697 \
+  --compute-url http://127.0.0.1:8774/compute/v2.1 --image-url http://127.0.0.1:8774/image \
   >target/lab/netapi.log 2>&1 &
 NETAPI=$!
 set -a
 . target/lab/openrc
 set +a
+echo "=== tenet-compute api on 127.0.0.1:8774 (log target/lab/compute.log) ==="
+./target/release/tenet-compute api --db "sqlite://$PWD/target/lab/compute.db" --http 127.0.0.1:8774 \
+  --identity http://127.0.0.1:9696 >/dev/null 2>target/lab/compute.log &
+COMPUTE=$!
 echo "=== tenet-controller ($MODE mode) on 127.0.0.1:$PORT (metrics on $METRICS, log target/lab/controller.log) ==="
 ./target/release/tenet-controller --listen "127.0.0.1:$PORT" --mode "$MODE" --netapi http://127.0.0.1:9697 \
   --metrics "$METRICS" --api 127.0.0.1:8181 >target/lab/controller.log 2>&1 &
 CTL=$!
-trap 'kill $CTL $NETAPI 2>/dev/null || true; wait $CTL $NETAPI 2>/dev/null || true' EXIT
+AGENT=
+trap 'kill $CTL $NETAPI $COMPUTE $AGENT 2>/dev/null || true; wait $CTL $NETAPI $COMPUTE $AGENT 2>/dev/null || true' EXIT
 sleep 0.5
 if ! kill -0 "$CTL" 2>/dev/null; then
   echo "tenet-controller did not start:" >&2
@@ -65,6 +75,16 @@ LAB_ARGS=(--topo "$TOPO" --protocols "$PROTOCOLS" --controller "127.0.0.1:$PORT"
 if [ "$MODE" = tenant ]; then
   if [ "$PROTOCOLS" != OpenFlow13 ]; then echo "tenant mode needs PROTOCOLS=OpenFlow13" >&2; exit 1; fi
   LAB_ARGS+=(--fail-mode secure --netapi http://127.0.0.1:9696)
+  # A compute host on the lab's first switch: `openstack server create --flavor m1.nano
+  # --image lab --network lab vm1` builds a namespace VM there, reachable from the lab hosts.
+  (
+    for _ in $(seq 1 240); do ovs-vsctl br-exists labs1 2>/dev/null && break; sleep 0.5; done
+    exec ./target/release/tenet-compute agent --host lab --bridge labs1 --api http://127.0.0.1:8774 \
+      --state-dir "$PWD/target/lab/agent" >/dev/null 2>target/lab/agent.log
+  ) &
+  AGENT=$!
+  /usr/bin/python3 labs/lab_image.py http://127.0.0.1:9696 http://127.0.0.1:8774 \
+    || echo "(no lab image: see target/lab/compute.log)" >&2
 fi
 echo "=== Mininet lab: $TOPO ($PROTOCOLS) ==="
 if [ -n "${NO_CLI:-}" ]; then

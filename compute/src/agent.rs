@@ -122,13 +122,16 @@ impl Agent {
         };
         let token = self.token().await?;
         let body = serde_json::to_value(&report)?;
-        if let Err(e) =
-            self.api().expect(StatusCode::OK, Method::POST, "/internal/v1/hosts", Some(&token), Some(&body)).await
-        {
-            self.forget_token().await;
-            bail!("reporting to the compute API: {e}");
+        match self.api().call(Method::POST, "/internal/v1/hosts", Some(&token), Some(&body)).await {
+            Ok(a) if a.status.is_success() => Ok(()),
+            Ok(a) => {
+                if a.status == StatusCode::UNAUTHORIZED {
+                    self.forget_token().await;
+                }
+                bail!("reporting to the compute API: HTTP {}: {}", a.status, a.body)
+            }
+            Err(e) => bail!("reporting to the compute API: {e}"),
         }
-        Ok(())
     }
 
     async fn report_server(&self, id: &str, report: &ServerReport) {
