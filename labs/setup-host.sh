@@ -4,7 +4,9 @@
 #   2. start Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath only;
 #      no kernel module is loaded), unless it is already running,
 #   3. start PostgreSQL on 127.0.0.1:5432 with a `tenet` role (password `tenet`,
-#      CREATEDB) for netapi's store tests, unless it is already running.
+#      CREATEDB) for netapi's store tests, unless it is already running,
+#   4. start libvirt (virtlogd + libvirtd, for the compute service's libvirt driver;
+#      QEMU guests use TCG), unless it is already running.
 # Idempotent and safe to run repeatedly. Runs as root (or via sudo).
 # Never runs `mn -c` and never touches existing bridges.
 set -euo pipefail
@@ -15,8 +17,11 @@ PACKAGES=(
   iputils-ping tcpdump ethtool tshark iperf3 netcat-openbsd valgrind
   build-essential pkg-config
   postgresql python3-venv protobuf-compiler
-  udhcpc
+  udhcpc cpio
 )
+# libvirt and QEMU come from bookworm-backports (the machine's qemu-utils does too).
+BACKPORTS_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils)
+BACKPORTS_SOURCES=/etc/apt/sources.list.d/bookworm-backports.sources
 # Nice to have (profiling); failure to install is not an error.
 # OVN only for labs/bench-tenant.sh (its peer); failure to install is not an error either.
 OPTIONAL_PACKAGES=(linux-perf ovn-central ovn-host)
@@ -50,15 +55,27 @@ missing=()
 for p in "${PACKAGES[@]}"; do is_installed "$p" || missing+=("$p"); done
 missing_opt=()
 for p in "${OPTIONAL_PACKAGES[@]}"; do is_installed "$p" || missing_opt+=("$p"); done
+missing_bpo=()
+for p in "${BACKPORTS_PACKAGES[@]}"; do is_installed "$p" || missing_bpo+=("$p"); done
 
-if [ ${#missing[@]} -eq 0 ] && [ ${#missing_opt[@]} -eq 0 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ ${#missing_opt[@]} -eq 0 ] && [ ${#missing_bpo[@]} -eq 0 ]; then
   echo "all packages already installed; skipping apt"
 else
+  if [ ${#missing_bpo[@]} -gt 0 ] && [ ! -e "$BACKPORTS_SOURCES" ]; then
+    echo "adding $BACKPORTS_SOURCES"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
+      "${SUDO[@]}" tee "$BACKPORTS_SOURCES" >/dev/null
+  fi
   echo "apt-get update"
   "${SUDO[@]}" apt-get update -qq
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt_install "${missing[@]}"
+  fi
+  if [ ${#missing_bpo[@]} -gt 0 ]; then
+    echo "installing from bookworm-backports: ${missing_bpo[*]}"
+    apt_install -t bookworm-backports "${missing_bpo[@]}"
   fi
   for p in "${missing_opt[@]}"; do
     echo "installing (optional): $p"
@@ -120,3 +137,28 @@ else
   echo "role tenet created"
 fi
 echo "PostgreSQL ready: postgres://tenet:tenet@127.0.0.1:5432/postgres"
+
+# --- libvirt (compute's libvirt driver) -----------------------------------------
+section "libvirt"
+# No systemd here: the daemons are started by hand (each with a pidfile; -d daemonizes).
+LIBVIRT_RUN=/run/libvirt
+libvirt_up() { "${SUDO[@]}" virsh -c qemu:///system version >/dev/null 2>&1; }
+pid_alive() { [ -s "$1" ] && "${SUDO[@]}" kill -0 "$(cat "$1")" 2>/dev/null; }
+
+if libvirt_up; then
+  echo "libvirtd already answering on qemu:///system"
+else
+  "${SUDO[@]}" mkdir -p "$LIBVIRT_RUN"
+  if ! pid_alive "$LIBVIRT_RUN/virtlogd.pid" && ! pgrep -x virtlogd >/dev/null; then
+    "${SUDO[@]}" virtlogd -d -p "$LIBVIRT_RUN/virtlogd.pid"
+  fi
+  if ! pid_alive "$LIBVIRT_RUN/libvirtd.pid" && ! pgrep -x libvirtd >/dev/null; then
+    "${SUDO[@]}" libvirtd -d -p "$LIBVIRT_RUN/libvirtd.pid"
+  fi
+  for _ in $(seq 1 50); do libvirt_up && break; sleep 0.2; done
+fi
+if ! libvirt_up; then
+  echo "setup-host.sh: libvirtd failed to start (qemu:///system does not answer)" >&2
+  exit 1
+fi
+echo "libvirt $("${SUDO[@]}" virsh -c qemu:///system version --daemon 2>/dev/null | sed -n 's/^Running against daemon: //p') ready (qemu:///system; guests use TCG: <domain type='qemu'>)"

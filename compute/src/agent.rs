@@ -24,6 +24,7 @@ use serde_json::json;
 use tenet_netapi::client::{connect_grpc, Method, Rest};
 use tenet_netapi::grpc::pb;
 
+use crate::driver::libvirt::{LibvirtConfig, LibvirtDriver};
 use crate::driver::namespace::NamespaceDriver;
 use crate::driver::{Driver, Machine, Nic};
 use crate::protocol::{
@@ -53,9 +54,22 @@ pub struct AgentConfig {
     /// netapi's gRPC address (PortRegistry).
     #[arg(long, default_value = "http://127.0.0.1:9697")]
     pub netapi_grpc: String,
-    /// The hypervisor driver: `namespace` (network namespaces; labs).
+    /// The hypervisor driver: `namespace` (network namespaces; labs) or `libvirt`
+    /// (QEMU guests under TCG booting the tenet guest, labs/guest/build-image.sh).
     #[arg(long, default_value = "namespace")]
     pub driver: String,
+    /// libvirt: the connection URI.
+    #[arg(long, default_value = "qemu:///system")]
+    pub libvirt_uri: String,
+    /// libvirt: the guest kernel and initramfs every server boots.
+    #[arg(long, default_value = "target/guest/vmlinuz")]
+    pub guest_kernel: PathBuf,
+    #[arg(long, default_value = "target/guest/initrd.img")]
+    pub guest_initrd: PathBuf,
+    /// libvirt: the disk a server's copy-on-write overlay is made on when its image is not
+    /// a qcow2 or raw disk.
+    #[arg(long, default_value = "target/guest/disk.qcow2")]
+    pub guest_disk: PathBuf,
     /// Capacity offered (default: what the machine has).
     #[arg(long)]
     pub vcpus: Option<u32>,
@@ -76,7 +90,7 @@ fn credentials() -> anyhow::Result<(String, String, String)> {
 
 struct Agent {
     config: AgentConfig,
-    driver: Arc<NamespaceDriver>,
+    driver: Arc<dyn Driver>,
     rest: Rest,
     datapath_id: u64,
     url: String,
@@ -256,7 +270,7 @@ impl Agent {
                 interface,
             });
         }
-        self.driver.ask_dhcp(&req.server_id, ports.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.driver.after_ports(&req.server_id, ports.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(ports)
     }
 
@@ -427,12 +441,22 @@ async fn post_action(
 /// Runs the agent until the process is stopped.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     credentials()?;
-    if config.driver != "namespace" {
-        bail!("driver {:?} is not available (drivers: namespace)", config.driver);
-    }
     let datapath_id = bridge_datapath_id(&config.bridge)?;
-    let driver =
-        Arc::new(NamespaceDriver::new(&config.state_dir.join(&config.host)).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let state_dir = config.state_dir.join(&config.host);
+    let driver: Arc<dyn Driver> = match config.driver.as_str() {
+        "namespace" => Arc::new(NamespaceDriver::new(&state_dir).map_err(|e| anyhow::anyhow!("{e}"))?),
+        "libvirt" => Arc::new(
+            LibvirtDriver::new(LibvirtConfig {
+                uri: config.libvirt_uri.clone(),
+                kernel: config.guest_kernel.clone(),
+                initrd: config.guest_initrd.clone(),
+                disk: config.guest_disk.clone(),
+                state_dir,
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        other => bail!("driver {other:?} is not available (drivers: namespace, libvirt)"),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -7,7 +7,7 @@
 //! - [`scheduler`]: filters and weighers that pick a host.
 //! - [`agent`]: `tenet-compute agent`: one per hypervisor host; runs a driver, plugs ports
 //!   into the host's OVS bridge and registers them through netapi.
-//! - [`driver`]: hypervisor drivers (network namespaces for labs; libvirt next).
+//! - [`driver`]: hypervisor drivers (network namespaces for labs; libvirt with QEMU/TCG guests).
 pub mod agent;
 pub mod api;
 pub mod driver;

@@ -2,6 +2,7 @@
 //! each plugged into the host's OVS bridge under a name the agent chooses, and changes
 //! its power state. The agent does the rest (ports, netapi, reports).
 
+pub mod libvirt;
 pub mod namespace;
 
 use crate::protocol::Power;
@@ -39,6 +40,11 @@ pub trait Driver: Send + Sync {
     fn name(&self) -> &'static str;
     /// Builds and starts the machine, its NICs plugged into `bridge`.
     fn spawn(&self, m: &Machine, bridge: &str) -> Result<(), DriverError>;
+    /// Called once the machine's ports are registered (`nics` of them): the namespace
+    /// driver starts the guest's DHCP client here; a real guest runs its own.
+    fn after_ports(&self, _server_id: &str, _nics: usize) -> Result<(), DriverError> {
+        Ok(())
+    }
     /// Changes the power state: Paused (kept in memory), Suspended (saved), Running.
     fn set_power(&self, server_id: &str, power: Power) -> Result<(), DriverError>;
     /// Removes the machine and its interfaces (from the bridge too). Idempotent.

@@ -150,6 +150,10 @@ impl Driver for NamespaceDriver {
         result
     }
 
+    fn after_ports(&self, server_id: &str, nics: usize) -> Result<(), DriverError> {
+        self.ask_dhcp(server_id, nics)
+    }
+
     fn set_power(&self, server_id: &str, power: Power) -> Result<(), DriverError> {
         let ns = ns_of(server_id);
         let state = match power {
