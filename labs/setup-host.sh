@@ -17,7 +17,7 @@ PACKAGES=(
   iputils-ping tcpdump ethtool tshark iperf3 netcat-openbsd valgrind
   build-essential pkg-config
   postgresql python3-venv protobuf-compiler
-  udhcpc cpio
+  udhcpc cpio curl
 )
 # libvirt and QEMU come from bookworm-backports (the machine's qemu-utils does too).
 BACKPORTS_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils)

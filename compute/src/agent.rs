@@ -225,7 +225,7 @@ impl Agent {
             name: req.name.clone(),
             vcpus: req.flavor.vcpus,
             ram_mb: req.flavor.ram_mb,
-            image_path: None,
+            image_path: self.fetch_image(&req.image, &token).await?,
             nics,
         };
         let (driver, bridge) = (self.driver.clone(), self.config.bridge.clone());
@@ -272,6 +272,35 @@ impl Agent {
         }
         self.driver.after_ports(&req.server_id, ports.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(ports)
+    }
+
+    /// The image's data on this host (downloaded once from the image API into the state
+    /// directory), for drivers that boot from it; None for the namespace driver.
+    async fn fetch_image(&self, image: &crate::protocol::ImageSpec, token: &str) -> anyhow::Result<Option<PathBuf>> {
+        if self.driver.name() == "namespace" || image.size == 0 {
+            return Ok(None);
+        }
+        let dir = self.config.state_dir.join(&self.config.host).join("images");
+        let path = dir.join(&image.id);
+        if path.exists() {
+            return Ok(Some(path));
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let url = format!("{}/image/v2/images/{}/file", self.config.api.trim_end_matches('/'), image.id);
+        let partial = dir.join(format!("{}.part", image.id));
+        let (out, header) = (partial.clone(), format!("X-Auth-Token: {token}"));
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl").args(["-sSf", "-o"]).arg(&out).args(["-H", &header, &url]).status()
+        })
+        .await
+        .context("image download task")?
+        .context("running curl to fetch the image (labs/setup-host.sh installs curl)")?;
+        if !status.success() {
+            let _ = std::fs::remove_file(&partial);
+            bail!("downloading image {} failed", image.id);
+        }
+        std::fs::rename(&partial, &path).with_context(|| format!("storing image {}", image.id))?;
+        Ok(Some(path))
     }
 
     /// The file listing the ports the agent created for a server (deleted with it; ports

@@ -242,6 +242,19 @@ impl Hypervisors {
         n: usize,
         agent_args: &[&str],
     ) -> anyhow::Result<Hypervisors> {
+        let each: Vec<Vec<String>> = (0..n).map(|_| agent_args.iter().map(|a| a.to_string()).collect()).collect();
+        Hypervisors::start_each(netapi, ctl, compute, &each)
+    }
+
+    /// Starts one host per entry of `agent_args`, each agent with its own extra options
+    /// (e.g. a different driver).
+    pub fn start_each(
+        netapi: &NetApi,
+        ctl: &crate::tenant::TenantController,
+        compute: &ComputeApi,
+        agent_args: &[Vec<String>],
+    ) -> anyhow::Result<Hypervisors> {
+        let n = agent_args.len();
         let prefix = unique_prefix();
         let state = std::env::temp_dir().join(format!("tenet-agents-{prefix}"));
         let mut hv = Hypervisors {
@@ -290,7 +303,7 @@ impl Hypervisors {
             let child = Command::new(&bin)
                 .args(["agent", "--host", &format!("{prefix}-host{}", i + 1), "--bridge", b, "--api", &compute.url])
                 .args(["--netapi", &netapi.url, "--netapi-grpc", &netapi.grpc_url])
-                .args(agent_args)
+                .args(&agent_args[i])
                 .arg("--state-dir")
                 .arg(&state)
                 .envs(netapi.admin_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -321,6 +334,16 @@ impl Hypervisors {
         self.servers.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// A file in agent `i`'s state directory (e.g. a libvirt console log).
+    pub fn state_file(&self, i: usize, name: &str) -> PathBuf {
+        self.state.join(self.host(i)).join(name)
+    }
+
+    /// The host name of agent `i` (0-based).
+    pub fn host(&self, i: usize) -> String {
+        format!("{}-host{}", self.prefix, i + 1)
+    }
+
     /// The agents' logs.
     pub fn logs(&self) -> String {
         self.logs
@@ -341,6 +364,18 @@ impl Drop for Hypervisors {
             eprintln!("{}", self.logs());
         }
         for id in self.tracked() {
+            // A libvirt server of a failed test: its domain goes too.
+            let dom = format!("tenet-{id}");
+            if Command::new("virsh")
+                .args(["-c", "qemu:///system", "dominfo", &dom])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                let _ = Command::new("virsh").args(["-c", "qemu:///system", "destroy", &dom]).output();
+                let _ = Command::new("virsh")
+                    .args(["-c", "qemu:///system", "undefine", &dom, "--managed-save", "--nvram"])
+                    .output();
+            }
             let ns = format!("tvm-{id}");
             if std::path::Path::new("/run/netns").join(&ns).exists() {
                 let _ = Command::new("ip").args(["netns", "del", &ns]).status();
