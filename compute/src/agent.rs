@@ -217,7 +217,7 @@ impl Agent {
                 (None, None) => bail!("a NIC names neither a network nor a port"),
             };
             let interface = format!("tap{}", &port_id.chars().take(11).collect::<String>());
-            nics.push(Nic { interface: interface.clone(), mac: mac.clone(), ip: None });
+            nics.push(Nic { interface: interface.clone(), mac: mac.clone(), port_id: Some(port_id.clone()), ip: None });
             plan.push((port_id, mac, network_id, adopt, interface, nic.fixed_ip.clone()));
         }
         let machine = Machine {

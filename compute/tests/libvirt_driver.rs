@@ -178,6 +178,7 @@ fn lifecycle_on_the_test_driver() {
         nics: vec![Nic {
             interface: format!("tap{}", &id[..id.len().min(11)]),
             mac: "fa:16:3e:00:00:0a".into(),
+            port_id: None,
             ip: None,
         }],
     };
@@ -328,7 +329,7 @@ fn real_guest_boots_on_ovs() {
         vcpus: 1,
         ram_mb: 256,
         image_path: None,
-        nics: vec![Nic { interface: tap.clone(), mac: mac.into(), ip: None }],
+        nics: vec![Nic { interface: tap.clone(), mac: mac.into(), port_id: Some(id.clone()), ip: None }],
     };
     driver.spawn(&machine, &br.0).expect("spawn");
     let conn = Connect::open(Some("qemu:///system")).expect("qemu:///system");

@@ -292,7 +292,7 @@ impl LibvirtDriver {
                     interface: n.interface.clone(),
                     mac: n.mac.clone(),
                     bridge: bridge.to_string(),
-                    port_id: None,
+                    port_id: n.port_id.clone(),
                 })
                 .collect(),
         }

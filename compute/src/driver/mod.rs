@@ -12,6 +12,8 @@ use crate::protocol::Power;
 pub struct Nic {
     pub interface: String,
     pub mac: String,
+    /// The netapi port id (libvirt puts it in the OVS interface's `iface-id`, as Nova does).
+    pub port_id: Option<String>,
     /// The port's IPv4 address with prefix length (the namespace driver configures it
     /// statically when the guest has no DHCP client; libvirt guests ask DHCP).
     pub ip: Option<String>,
