@@ -345,3 +345,25 @@ fn stand_in_agent_drives_scheduling_reports_and_actions() -> anyhow::Result<()> 
     assert!(failed["fault"].to_string().contains("MB RAM free"), "{failed}");
     Ok(())
 }
+
+/// A project over its instance quota gets Nova's 403 "Quota exceeded", with the numbers.
+#[test]
+fn the_instance_quota_is_enforced() -> anyhow::Result<()> {
+    let addr = free_addr()?;
+    let netapi = NetApi::start_with_catalog(&format!("http://{addr}/compute/v2.1"), &format!("http://{addr}/image"))?;
+    let _compute = ComputeApi::start_on_with(&netapi, &addr, &["--max-instances-per-project", "1"])?;
+    let admin = netapi.admin_cli()?;
+    admin.json(&["network", "create", "q1"])?;
+    admin.json(&["subnet", "create", "--network", "q1", "--subnet-range", "10.5.0.0/24", "q1v4"])?;
+    let file = std::env::temp_dir().join(format!("tenet-quota-{}", unique_prefix()));
+    std::fs::write(&file, b"quota")?;
+    let path = file.display().to_string();
+    admin.json(&["image", "create", "--file", &path, "--disk-format", "raw", "--container-format", "bare", "qimg"])?;
+    let _ = std::fs::remove_file(&file);
+    // No hosts: the first server goes to ERROR, but counts against the quota as in Nova.
+    let first = admin.run(&["server", "create", "--image", "qimg", "--flavor", "m1.nano", "--network", "q1", "one"])?;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let err = admin.fails(&["server", "create", "--image", "qimg", "--flavor", "m1.nano", "--network", "q1", "two"])?;
+    assert!(err.contains("Quota exceeded for instances"), "{err}");
+    Ok(())
+}
