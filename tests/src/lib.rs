@@ -203,18 +203,19 @@ impl Drop for Lab {
 
 /// A binary of the workspace (`package`'s `name`), built if needed.
 pub fn workspace_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
+    // target/<profile>/deps/<test> -> target/<profile>/<name>, built in the tests' profile.
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).context("test binary has no target directory")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .current_dir(repo_root())
-        .status()
-        .with_context(|| format!("building {name}"))?;
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", name]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.current_dir(repo_root()).status().with_context(|| format!("building {name}"))?;
     if !status.success() {
         bail!("cargo build -p {package} --bin {name} failed");
     }
-    // target/debug/deps/<test> -> target/debug/<name>
-    let exe = std::env::current_exe().context("locating the test binary")?;
-    let profile_dir = exe.parent().and_then(std::path::Path::parent).context("test binary has no target directory")?;
     let bin = profile_dir.join(name);
     if !bin.exists() {
         bail!("{} not found after building", bin.display());
