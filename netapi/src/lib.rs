@@ -47,16 +47,42 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a server reachable at `public_url`: region `RegionOne`, one-hour
-    /// tokens, compute at `<public>/compute/v2.1` and image at `<public>/image`.
+    /// tokens; compute and image at tenet-compute's default port (8774) on the same host:
+    /// `http://HOST:8774/compute/v2.1` and `http://HOST:8774/image`.
     pub fn new(public_url: &str) -> Config {
         let public_url = public_url.trim_end_matches('/').to_string();
+        let compute = compute_base(&public_url);
         Config {
-            compute_url: format!("{public_url}/compute/v2.1"),
-            image_url: format!("{public_url}/image"),
+            compute_url: format!("{compute}/compute/v2.1"),
+            image_url: format!("{compute}/image"),
             public_url,
             region: "RegionOne".into(),
             token_ttl_secs: 3600,
         }
+    }
+}
+
+/// `scheme://host:8774` for `scheme://host[:port][/path]` (tenet-compute's default port).
+fn compute_base(public_url: &str) -> String {
+    let (scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal without a port ends with `]`.
+        Some((h, p)) if !p.contains(']') => h,
+        _ => authority,
+    };
+    format!("{scheme}://{host}:8774")
+}
+
+#[cfg(test)]
+mod config_tests {
+    #[test]
+    fn the_catalog_points_compute_and_image_at_port_8774_of_the_same_host() {
+        let c = super::Config::new("http://10.1.2.3:9696/");
+        assert_eq!(c.compute_url, "http://10.1.2.3:8774/compute/v2.1");
+        assert_eq!(c.image_url, "http://10.1.2.3:8774/image");
+        assert_eq!(super::compute_base("https://[::1]:9696/x"), "https://[::1]:8774");
+        assert_eq!(super::compute_base("http://api.example"), "http://api.example:8774");
     }
 }
 

@@ -56,10 +56,11 @@ enum Command {
         /// Token lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         token_ttl: i64,
-        /// Compute endpoint for the catalog (default <public-url>/compute/v2.1).
+        /// Compute endpoint for the catalog (default http://<public host>:8774/compute/v2.1,
+        /// where tenet-compute api listens by default).
         #[arg(long)]
         compute_url: Option<String>,
-        /// Image endpoint for the catalog (default <public-url>/image).
+        /// Image endpoint for the catalog (default http://<public host>:8774/image).
         #[arg(long)]
         image_url: Option<String>,
         /// Log as JSON lines.

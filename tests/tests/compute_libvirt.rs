@@ -134,6 +134,12 @@ fn scenario() -> anyhow::Result<()> {
     let console = std::fs::read_to_string(hv.state_file(1, &format!("tenet-{vm}.console.log"))).unwrap_or_default();
     ensure!(answered, "the guest at {ip} never answered ping; its console:\n{console}\n{}", ctl.log_tail());
     eprintln!("server create to first ping of a TCG guest: {:.1} s", t.elapsed().as_secs_f64());
+    // libvirt's OVS port names the netapi port as Nova's does (iface-id).
+    let ports = cli.json(&["port", "list", "--device-id", &vm])?;
+    let port_id = ports[0]["ID"].as_str().context("the guest's port")?.to_string();
+    let tap = format!("tap{}", &port_id[..11]);
+    let iface_id = run("ovs-vsctl", &["get", "interface", &tap, "external_ids:iface-id"])?;
+    ensure!(iface_id.trim().trim_matches('"') == port_id, "iface-id of {tap} is {iface_id}, not {port_id}");
     let reply =
         run("ip", &["netns", "exec", &format!("tvm-{pinger}"), "sh", "-c", &format!("echo | nc -w 3 {ip} 80")])?;
     ensure!(reply.contains("tenet-guest"), "the guest's TCP responder said {reply:?}");
@@ -167,6 +173,8 @@ fn scenario() -> anyhow::Result<()> {
     }
     let domains = run("virsh", &["-c", "qemu:///system", "list", "--all", "--name"])?;
     ensure!(!domains.contains(&vm), "the domain is left: {domains}");
+    let links = run("ip", &["-o", "link", "show"])?;
+    ensure!(!links.contains(&tap), "the guest's tap {tap} is left");
     for id in [&vm, &pinger] {
         let ports = run("ovs-vsctl", &["--columns=name", "find", "interface", &format!("external_ids:vm-id={id}")])?;
         ensure!(ports.trim().is_empty(), "OVS ports of {id} left: {ports}");
