@@ -393,3 +393,50 @@ impl Drop for Hypervisors {
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
+
+/// `openstack network create NAME` and an IPv4 subnet `NAME-v4` of `cidr`.
+pub fn network(cli: &crate::netapi::Cli, name: &str, cidr: &str) -> anyhow::Result<()> {
+    cli.json(&["network", "create", name])?;
+    cli.json(&["subnet", "create", "--network", name, "--subnet-range", cidr, &format!("{name}-v4")])?;
+    Ok(())
+}
+
+/// `openstack image create --file PATH --disk-format FORMAT --container-format bare NAME`; its id.
+pub fn image_from_file(
+    cli: &crate::netapi::Cli,
+    name: &str,
+    path: &std::path::Path,
+    format: &str,
+) -> anyhow::Result<String> {
+    let path = path.to_string_lossy();
+    let img =
+        cli.json(&["image", "create", "--file", &path, "--disk-format", format, "--container-format", "bare", name])?;
+    Ok(img["id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Like [`image_from_file`] with the image's bytes (a raw image).
+pub fn image_from_bytes(cli: &crate::netapi::Cli, name: &str, data: &[u8]) -> anyhow::Result<String> {
+    let file = std::env::temp_dir().join(format!("tenet-image-{}-{}", std::process::id(), unique_prefix()));
+    std::fs::write(&file, data)?;
+    let id = image_from_file(cli, name, &file, "raw");
+    let _ = std::fs::remove_file(&file);
+    id
+}
+
+/// `openstack --os-compute-api-version 2.74 server create --image IMAGE --flavor FLAVOR
+/// --network NET --wait NAME` with any `extra` options (e.g. `--host`, which needs 2.74);
+/// the CLI's output (it may fail: ERROR servers).
+pub fn server_create(
+    cli: &crate::netapi::Cli,
+    name: &str,
+    image: &str,
+    flavor: &str,
+    net: &str,
+    extra: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut args = vec!["--os-compute-api-version", "2.74", "server", "create", "--image", image, "--flavor", flavor];
+    args.extend_from_slice(&["--network", net, "--wait"]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-f", "json", name]);
+    cli.run(&args)
+}

@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use tenet_tests::compute::{ns_ip, pings, run, ComputeApi, Hypervisors};
+use tenet_tests::compute::{
+    image_from_bytes, image_from_file, network, ns_ip, pings, run, server_create, ComputeApi, Hypervisors,
+};
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
 use tenet_tests::{free_addr, repo_root, require_root_and_ovs, wait_until, LAB_LOCK};
@@ -66,51 +68,14 @@ fn scenario() -> anyhow::Result<()> {
     let hv = Hypervisors::start_each(&api, &ctl, &compute, &[ns_host, kvm_host])?;
     let cli = api.admin_cli()?;
 
-    cli.json(&["network", "create", "net1"])?;
-    cli.json(&["subnet", "create", "--network", "net1", "--subnet-range", "10.6.0.0/24", "sub1"])?;
-    let tiny = std::env::temp_dir().join(format!("{}.img", hv.prefix));
-    std::fs::write(&tiny, vec![0u8; 4096])?;
-    cli.json(&[
-        "image",
-        "create",
-        "--file",
-        &tiny.to_string_lossy(),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "tiny",
-    ])?;
-    let _ = std::fs::remove_file(&tiny);
-    cli.json(&[
-        "image",
-        "create",
-        "--file",
-        &path("disk.qcow2"),
-        "--disk-format",
-        "qcow2",
-        "--container-format",
-        "bare",
-        "guest",
-    ])?;
+    network(&cli, "net1", "10.6.0.0/24")?;
+    image_from_bytes(&cli, "tiny", &[0u8; 4096])?;
+    image_from_file(&cli, "guest", &guest.join("disk.qcow2"), "qcow2")?;
 
     let create = |name: &str, image: &str, host: &str| -> anyhow::Result<String> {
-        let s = cli.json(&[
-            "--os-compute-api-version",
-            "2.74",
-            "server",
-            "create",
-            "--image",
-            image,
-            "--flavor",
-            "m1.tiny",
-            "--network",
-            "net1",
-            "--host",
-            host,
-            "--wait",
-            name,
-        ])?;
+        let out = server_create(&cli, name, image, "m1.tiny", "net1", &["--host", host])?;
+        ensure!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         ensure!(s["status"] == "ACTIVE", "{name}: {s}");
         let id = s["id"].as_str().context("server id")?.to_string();
         hv.track(&id);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use serde_json::Value;
-use tenet_tests::compute::{ns_ip, pings, run, ComputeApi, Hypervisors};
+use tenet_tests::compute::{image_from_bytes, network, ns_ip, pings, run, server_create, ComputeApi, Hypervisors};
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
 use tenet_tests::{free_addr, require_root_and_ovs, wait_until, LAB_LOCK};
@@ -40,22 +40,8 @@ fn scenario() -> anyhow::Result<()> {
         "the two agents did not report"
     );
 
-    cli.json(&["network", "create", "net1"])?;
-    cli.json(&["subnet", "create", "--network", "net1", "--subnet-range", "10.7.0.0/24", "sub1"])?;
-    let image = std::env::temp_dir().join(format!("{}.img", hv.prefix));
-    std::fs::write(&image, vec![7u8; 4096])?;
-    cli.json(&[
-        "image",
-        "create",
-        "--file",
-        &image.to_string_lossy(),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "tiny",
-    ])?;
-    let _ = std::fs::remove_file(&image);
+    network(&cli, "net1", "10.7.0.0/24")?;
+    image_from_bytes(&cli, "tiny", &[7u8; 4096])?;
 
     let mut servers = Vec::new();
     for name in ["vm1", "vm2"] {
@@ -129,36 +115,13 @@ fn scenario() -> anyhow::Result<()> {
 
     // A server whose port cannot be registered (its subnet has no address left) goes to
     // ERROR with the reason, and nothing of it stays on the host.
-    cli.json(&["network", "create", "tiny"])?;
-    cli.json(&["subnet", "create", "--network", "tiny", "--subnet-range", "10.8.0.0/30", "tiny4"])?;
-    let first = cli.json(&[
-        "server",
-        "create",
-        "--image",
-        "tiny",
-        "--flavor",
-        "m1.nano",
-        "--network",
-        "tiny",
-        "--wait",
-        "fits",
-    ])?;
+    network(&cli, "tiny", "10.8.0.0/30")?;
+    let first = server_create(&cli, "fits", "tiny", "m1.nano", "tiny", &[])?;
+    ensure!(first.status.success(), "the first server fits: {}", String::from_utf8_lossy(&first.stderr));
+    let first: Value = serde_json::from_slice(&first.stdout)?;
     let first_id = first["id"].as_str().context("id")?.to_string();
     hv.track(&first_id);
-    let out = cli.run(&[
-        "server",
-        "create",
-        "--image",
-        "tiny",
-        "--flavor",
-        "m1.nano",
-        "--network",
-        "tiny",
-        "--wait",
-        "-f",
-        "json",
-        "full",
-    ])?;
+    let out = server_create(&cli, "full", "tiny", "m1.nano", "tiny", &[])?;
     let full = cli.json(&["server", "show", "full"])?;
     let full_id = full["id"].as_str().context("id")?.to_string();
     hv.track(&full_id);
