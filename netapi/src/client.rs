@@ -99,10 +99,22 @@ impl Rest {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, ClientError> {
+        let headers: Vec<(&str, &str)> = token.map(|t| ("x-auth-token", t)).into_iter().collect();
+        self.call_with_headers(method, path, &headers, body).await
+    }
+
+    /// Like [`Rest::call`] with any request headers (e.g. Keystone's `X-Subject-Token`).
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Answer, ClientError> {
         let uri = format!("{}{path}", self.base);
         let mut req = hyper::Request::builder().method(method).uri(&uri).header("accept", "application/json");
-        if let Some(t) = token {
-            req = req.header("x-auth-token", t);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let payload = match body {
             Some(b) => {
@@ -144,28 +156,17 @@ impl Rest {
     /// with `own` (a token allowed to validate others: admin or service); returns the
     /// token body (`{"token": {...}}`).
     pub async fn validate_token(&self, own: &str, subject: &str) -> Result<Value, ClientError> {
-        let uri = format!("{}/v3/auth/tokens", self.base);
-        let req = hyper::Request::builder()
-            .method(Method::GET)
-            .uri(&uri)
-            .header("accept", "application/json")
-            .header("x-auth-token", own)
-            .header("x-subject-token", subject)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| ClientError::Http(format!("{uri}: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.map_err(|e| ClientError::Http(format!("{uri}: {e}")))?.to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if parts.status != StatusCode::OK {
+        let headers = [("x-auth-token", own), ("x-subject-token", subject)];
+        let answer = self.call_with_headers(Method::GET, "/v3/auth/tokens", &headers, None).await?;
+        if answer.status != StatusCode::OK {
             return Err(ClientError::Status {
                 method: "GET".into(),
                 path: "/v3/auth/tokens".into(),
-                status: parts.status.as_u16(),
-                body: body.to_string(),
+                status: answer.status.as_u16(),
+                body: answer.body.to_string(),
             });
         }
-        Ok(body)
+        Ok(answer.body)
     }
 
     /// Issues a project-scoped token for `user` (password authentication); returns its id.
