@@ -12,7 +12,7 @@ use crate::wire::of13::action::port_no;
 use crate::wire::of13::{self, Action, FlowMod, Instruction, Oxm};
 use crate::wire::OFP13;
 
-use super::compile::classify::PRIO_LLDP;
+use super::compile::classify::{ETH_RARP, PRIO_LLDP};
 use super::engine::{SwitchEvent, Tenant, View};
 use super::flows::{cookie, table};
 use super::packet::{self, Lease};
@@ -81,6 +81,9 @@ impl DatapathApp for TenantSwitch {
             return;
         }
         let view = self.tenant.view();
+        if view.copies.contains(&(ctx.info.dpid, pi.in_port)) && announces(eth.ethertype, frame) {
+            self.tenant.switch_event(SwitchEvent::Announced(ctx.info.dpid, pi.in_port));
+        }
         let reply = if eth.ethertype == packet::ETHERTYPE_ARP {
             answer_arp(&view, ctx.info.dpid, pi.in_port, frame)
         } else {
@@ -95,6 +98,13 @@ impl DatapathApp for TenantSwitch {
             }));
         }
     }
+}
+
+/// Whether a frame is a VM announcing where it is: QEMU's RARP after a migration, or
+/// the guest's gratuitous ARP.
+fn announces(ethertype: u16, frame: &[u8]) -> bool {
+    ethertype == ETH_RARP
+        || (ethertype == packet::ETHERTYPE_ARP && packet::parse_arp_request(frame).is_some_and(|r| r.is_gratuitous()))
 }
 
 /// An ARP reply for a request that came in at (dpid, in_port), if the target is a

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::network::Network;
 use crate::session::Registry;
 
-use super::compile::{compile_switch, Fabric, Plan};
+use super::compile::{compile_switch, Fabric, Placement, Plan};
 use super::feed::FeedMsg;
 use super::flows::SwitchFlows;
 use super::reconcile;
@@ -50,8 +50,10 @@ impl Default for TenantConfig {
 #[derive(Debug, Default)]
 pub struct View {
     pub state: State,
-    /// (dpid, OpenFlow port) -> tenant port id.
+    /// (dpid, OpenFlow port) -> tenant port id (both places of a migrating port).
     pub edges: HashMap<(u64, u32), String>,
+    /// The second places of migrating ports: a VM announcing itself there has moved.
+    pub copies: std::collections::HashSet<(u64, u32)>,
     /// (network id, IPv4) -> MAC.
     pub addresses: HashMap<(String, Ipv4Addr), Mac>,
 }
@@ -88,6 +90,9 @@ pub enum SwitchEvent {
     Up(u64),
     Down(u64),
     Settled(u64),
+    /// A VM announced itself (RARP or gratuitous ARP) at (dpid, OpenFlow port), the
+    /// second place of a migrating port: it runs there now.
+    Announced(u64, u32),
 }
 
 /// Shared by the engine and the per-switch apps.
@@ -169,6 +174,7 @@ pub async fn run(
         ports_dirty: false,
         touched: Touched::default(),
         dirty: BTreeSet::new(),
+        announced: HashMap::new(),
     };
     let mut audit = tokio::time::interval(tenant.config.audit.unwrap_or(Duration::from_secs(86_400 * 365)));
     audit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,6 +228,9 @@ struct Engine {
     touched: Touched,
     /// Switches to reconcile whatever the change set says (newly settled ones).
     dirty: BTreeSet<u64>,
+    /// Migrating ports whose VM announced itself at its second place (port id -> dpid),
+    /// until the port has one place again.
+    announced: HashMap<String, u64>,
 }
 
 impl Engine {
@@ -297,6 +306,17 @@ impl Engine {
                     s.switches.remove(&tenet_topology::fmt_dpid(dpid));
                 });
             }
+            SwitchEvent::Announced(dpid, ofport) => {
+                let at = Placement { dpid, ofport };
+                let Some((id, _)) = self.plan.copies.iter().find(|(_, p)| **p == at) else { return };
+                if self.announced.get(id) == Some(&dpid) {
+                    return;
+                }
+                tracing::info!(port = %id, dpid = %tenet_topology::fmt_dpid(dpid), ofport, "migrated VM announced itself; its traffic goes to its new place");
+                self.announced.insert(id.clone(), dpid);
+                self.touched.dpids.insert(dpid);
+                self.touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+            }
             SwitchEvent::Settled(dpid) => {
                 let (Some(sw), Some(handle)) = (self.switches.get_mut(&dpid), self.registry.get(dpid)) else { return };
                 match reconcile::read(&handle, self.tenant.config.request_timeout).await {
@@ -349,6 +369,7 @@ impl Engine {
         let ports_dirty = std::mem::replace(&mut self.ports_dirty, false);
         let replan = fabric_dirty || ports_dirty || !touched.is_empty();
         let mut dirty = std::mem::take(&mut self.dirty);
+        let mut first = BTreeSet::new();
         if replan {
             let (fabric, peers) = {
                 let topo = self.tenant.network.topology();
@@ -358,19 +379,22 @@ impl Engine {
                     topo.links().map(|l| ((l.src.dpid, l.src.port), l.dst.dpid)).collect();
                 (fabric, peers)
             };
-            let plan = Plan::new(&self.state, fabric, &peers);
+            let plan = Plan::new(&self.state, fabric, &peers, &self.announced);
+            self.announced.retain(|id, _| plan.copies.contains_key(id));
             // Ports placed, moved or unplaced (a binding resolved to a port number, or an
-            // interface came or went) touch their networks.
-            for (id, at) in &plan.placed {
-                if self.plan.placed.get(id) != Some(at) {
-                    touched.dpids.insert(at.dpid);
-                    touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
-                }
-            }
-            for (id, at) in &self.plan.placed {
-                if !plan.placed.contains_key(id) {
-                    touched.dpids.insert(at.dpid);
-                    touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+            // interface came or went) touch their networks. A new place (a migration's
+            // destination, a port's new primary place) is reconciled before the rest, so
+            // that traffic is never sent towards flows that do not exist yet.
+            let places = |p: &Plan| -> BTreeSet<(String, Placement, bool)> {
+                let primary = p.placed.iter().map(|(id, at)| (id.clone(), *at, true));
+                primary.chain(p.copies.iter().map(|(id, at)| (id.clone(), *at, false))).collect()
+            };
+            let (before, after) = (places(&self.plan), places(&plan));
+            for (id, at, primary) in before.symmetric_difference(&after) {
+                touched.dpids.insert(at.dpid);
+                touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+                if after.contains(&(id.clone(), *at, *primary)) && (*primary || !self.plan.copies.contains_key(id)) {
+                    first.insert(at.dpid);
                 }
             }
             if fabric_dirty || touched.everything {
@@ -392,15 +416,18 @@ impl Engine {
             })
             .collect();
         let compiled = compile_all(&self.state, &self.plan, &work);
-        let mut jobs = Vec::new();
+        let (mut early, mut late) = (Vec::new(), Vec::new());
         for ((dpid, _, handle), (want, changes)) in work.into_iter().zip(compiled) {
-            jobs.push(async move {
+            let job = async move {
                 let r = reconcile::apply(&handle, &changes, timeout).await;
                 (dpid, want, changes, r)
-            });
+            };
+            if first.contains(&dpid) { early.push(job) } else { late.push(job) }
         }
-        let n = jobs.len();
-        for (dpid, want, changes, r) in futures_util::future::join_all(jobs).await {
+        let n = early.len() + late.len();
+        let mut results = futures_util::future::join_all(early).await;
+        results.extend(futures_util::future::join_all(late).await);
+        for (dpid, want, changes, r) in results {
             let name = tenet_topology::fmt_dpid(dpid);
             match r {
                 Ok(()) => {
@@ -486,7 +513,7 @@ fn affected(touched: &Touched, state: &State, old: &Plan, new: &Plan, all: impl 
             .map(|r| &r.group_id)
             .collect();
         for plan in [old, new] {
-            for (port_id, at) in &plan.placed {
+            for (port_id, at) in plan.placed.iter().chain(&plan.copies) {
                 let Some(port) = state.ports.get(port_id) else {
                     out.insert(at.dpid);
                     continue;
@@ -502,16 +529,17 @@ fn affected(touched: &Touched, state: &State, old: &Plan, new: &Plan, all: impl 
 
 fn view_of(state: &State, plan: &Plan) -> View {
     let mut edges = HashMap::new();
-    for (id, at) in &plan.placed {
+    for (id, at) in plan.placed.iter().chain(&plan.copies) {
         edges.insert((at.dpid, at.ofport), id.clone());
     }
+    let copies = plan.copies.values().map(|at| (at.dpid, at.ofport)).collect();
     let mut addresses = HashMap::new();
     for p in state.ports.values() {
         for (_, ip) in &p.ips {
             addresses.insert((p.network_id.clone(), *ip), p.mac);
         }
     }
-    View { state: state.clone(), edges, addresses }
+    View { state: state.clone(), edges, copies, addresses }
 }
 
 #[cfg(test)]

@@ -428,11 +428,17 @@ impl State {
     }
 
     /// The port's ACTIVE binding, if any.
-    pub fn active_binding(&self, port_id: &str) -> Option<&Binding> {
+    pub fn active_binding<'a>(&'a self, port_id: &'a str) -> Option<&'a Binding> {
+        self.bindings_of(port_id).find(|b| b.active)
+    }
+
+    /// All of the port's bindings (two while it migrates: ACTIVE and INACTIVE).
+    pub fn bindings_of<'a>(&'a self, port_id: &'a str) -> impl Iterator<Item = &'a Binding> + 'a {
         self.bindings
             .range(format!("{port_id}/")..)
-            .take_while(|(k, _)| k.starts_with(port_id))
-            .find_map(|(_, b)| (b.port_id == port_id && b.active).then_some(b))
+            .take_while(move |(k, _)| k.starts_with(port_id))
+            .map(|(_, b)| b)
+            .filter(move |b| b.port_id == port_id)
     }
 
     /// The network of a port's subnet address, with the subnet.

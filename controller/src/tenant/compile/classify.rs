@@ -3,6 +3,8 @@
 //! | priority | match | actions |
 //! |---|---|---|
 //! | 1000 | eth_type=LLDP | output CONTROLLER |
+//! | 110 | in_port=edge, vlan none, eth_src=port MAC, RARP | output CONTROLLER (a migrated VM announcing itself) |
+//! | 110 | in_port=fabric, vlan=segment, priority 7 (a network with a migrating port) | pop VLAN, metadata=segment+copy bit, goto 30 |
 //! | 100 | in_port=edge, vlan none, eth_src=port MAC, IPv4 src=port IP (or an allowed address pair) | metadata=segment, goto 10 |
 //! | 100 | in_port=edge, vlan none, ARP with sha=port MAC, spa=port IP | metadata=segment, goto 10 |
 //! | 100 | in_port=edge, vlan none, eth_src=port MAC, 0.0.0.0:68 -> :67 (DHCP) | metadata=segment, goto 10 |
@@ -19,9 +21,10 @@ use crate::wire::of13::oxm::ofb;
 use crate::wire::of13::{Action, Instruction, Oxm};
 
 use super::rules::{ip_proto, ipv4, u16_field, ETH_ARP, ETH_IPV4, PROTO_UDP};
-use super::{Plan, SwitchPorts, METADATA_MASK};
+use super::{Plan, SwitchPorts, COPY_BIT, COPY_PCP, METADATA_MASK};
 
 const ETH_LLDP: u16 = 0x88cc;
+pub const ETH_RARP: u16 = 0x8035;
 /// `OFPVID_NONE` as a match value: no VLAN tag.
 pub const VLAN_NONE: u16 = 0x0000;
 /// `OFPVID_PRESENT`.
@@ -29,6 +32,8 @@ pub const VLAN_PRESENT: u16 = 0x1000;
 
 pub const PRIO_LLDP: u16 = 1000;
 pub const PRIO_PORT: u16 = 100;
+/// Above [`PRIO_PORT`]: copies marked for a migrating port's second place; a VM's RARP.
+pub const PRIO_MARKED: u16 = 110;
 
 /// Write the network's number, continue in `next`.
 pub fn enter(segment: u16, next: u8) -> Vec<Instruction> {
@@ -52,7 +57,17 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
         for fields in edge_matches(port, at.ofport) {
             out.add(table::CLASSIFY, PRIO_PORT, fields, c, enter(net.segment, table::INGRESS_ACL));
         }
+        // A migrated VM announces itself (QEMU sends RARP): the controller hears it.
+        out.add(
+            table::CLASSIFY,
+            PRIO_MARKED,
+            vec![Oxm::in_port(at.ofport), Oxm::vlan_vid(VLAN_NONE), Oxm::eth_src(port.mac), Oxm::eth_type(ETH_RARP)],
+            c,
+            vec![Instruction::ApplyActions(vec![Action::output(port_no::CONTROLLER)])],
+        );
     }
+    let copying: std::collections::BTreeSet<&str> =
+        plan.copies.keys().filter_map(|id| state.ports.get(id)).map(|p| p.network_id.as_str()).collect();
 
     // Fabric ports: every network with ports anywhere may arrive tagged (unicast on
     // its span, floods along the tree).
@@ -69,6 +84,26 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
                 c,
                 instructions,
             );
+            if copying.contains(net_id.as_str()) {
+                out.add(
+                    table::CLASSIFY,
+                    PRIO_MARKED,
+                    vec![
+                        Oxm::in_port(link),
+                        Oxm::vlan_vid(VLAN_PRESENT | net.segment),
+                        Oxm::basic(ofb::VLAN_PCP, &[COPY_PCP]),
+                    ],
+                    c,
+                    vec![
+                        Instruction::ApplyActions(vec![Action::PopVlan]),
+                        Instruction::WriteMetadata {
+                            metadata: u64::from(net.segment) | COPY_BIT,
+                            mask: METADATA_MASK | COPY_BIT,
+                        },
+                        Instruction::GotoTable(table::FORWARD),
+                    ],
+                );
+            }
         }
     }
 }
@@ -136,6 +171,6 @@ mod tests {
         // A source IP other than the port's has no flow: it hits the drop at priority 0.
         assert!(out.flows.keys().all(|k| !k.match_.fields.contains(&Oxm::basic(ofb::IPV4_SRC, &[10, 0, 0, 6]))));
         // 2 ports x (ip, arp, dhcp) + 2 networks x 1 link + LLDP + drop.
-        assert_eq!(out.flows.len(), 2 * 3 + 2 + 2);
+        assert_eq!(out.flows.len(), 2 * 4 + 2 + 2);
     }
 }

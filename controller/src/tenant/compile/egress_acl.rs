@@ -48,12 +48,14 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, bits: &GroupBits, out: &mu
         table::EGRESS_ACL_RULES,
         out,
     );
-    for (port, at) in plan.local_ports(state, dpid) {
+    for (port, ofports) in plan.local_outputs(state, dpid) {
         let Some(net) = state.networks.get(&port.network_id) else { continue };
         let c = cookie::of(cookie::ACL, &port.id);
         let seg = u64::from(net.segment);
         let to = || vec![Oxm::metadata(seg, Some(METADATA_MASK)), Oxm::eth_dst(port.mac)];
-        let output = || vec![Instruction::ApplyActions(vec![Action::Output { port: at.ofport, max_len: 0 }])];
+        let output = || {
+            vec![Instruction::ApplyActions(ofports.iter().map(|&port| Action::Output { port, max_len: 0 }).collect())]
+        };
         if !port.port_security {
             out.add(table::EGRESS_ACL, PRIO_PASS, to(), c, output());
             continue;
@@ -101,10 +103,11 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, bits: &GroupBits, out: &mu
                     PRIO_RULE,
                     f,
                     c,
-                    vec![Instruction::ApplyActions(vec![
-                        Ct { commit: true, zone, table: None }.to_action(),
-                        Action::Output { port: at.ofport, max_len: 0 },
-                    ])],
+                    vec![Instruction::ApplyActions(
+                        std::iter::once(Ct { commit: true, zone, table: None }.to_action())
+                            .chain(ofports.iter().map(|&port| Action::Output { port, max_len: 0 }))
+                            .collect(),
+                    )],
                 );
             }
         }

@@ -4,11 +4,19 @@
 //! |---|---|---|
 //! | 900 | broadcast ARP request | output CONTROLLER (answered from netapi's knowledge) |
 //! | 900 | DHCP client -> server | output CONTROLLER (answered from IPAM) |
-//! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | goto 40 |
+//! | 110 | metadata=segment+copy bit, eth_dst=MAC of a migrating port | its second place here: goto 40; else push VLAN segment with priority 7, output towards it |
+//! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | (migrating: a marked copy towards its second place, see below) goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port elsewhere (this switch on the network's span) | push VLAN segment, output the port towards its switch |
 //! | 60 | in_port=fabric port off the spanning tree, eth_dst multicast | drop (a loop's copy) |
 //! | 50 | metadata=segment, eth_dst multicast | group segment |
 //! | 0 | anything else (unknown unicast) | drop |
+//!
+//! Migration: while a port has two bindings whose interfaces exist (the VM's old and new
+//! place), traffic to it goes to its primary place as usual, and the primary place's
+//! switch also sends a copy, tagged with VLAN priority 7 (the copy mark), towards the
+//! second place; switches on the way classify marked frames with the copy bit in
+//! metadata and forward them by the 110 flows only, so a copy is never copied again and
+//! cannot loop. Egress outputs to every place a port has on the switch.
 //!
 //! Unicast ARP requests (a host re-checking a neighbour it knows) are forwarded like any
 //! unicast and answered by their target, so they do not depend on the controller.
@@ -28,10 +36,12 @@ use crate::wire::of13::{Action, Bucket, Instruction, Oxm};
 use super::classify::VLAN_PRESENT;
 use super::ingress_acl::dhcp_client;
 use super::rules::ETH_ARP;
-use super::{Plan, SwitchPorts, METADATA_MASK};
+use super::{Plan, SwitchPorts, COPY_BIT, COPY_PCP, METADATA_MASK};
 
 pub const PRIO_CONTROLLER: u16 = 900;
 pub const PRIO_UNICAST: u16 = 100;
+/// A copy of a migrating port's traffic on its way to the port's second place.
+pub const PRIO_COPY: u16 = 110;
 pub const PRIO_LOOP: u16 = 60;
 pub const PRIO_FLOOD: u16 = 50;
 const MULTICAST: [u8; 6] = [1, 0, 0, 0, 0, 0];
@@ -43,6 +53,13 @@ pub fn tagged_output(segment: u16, port: u32) -> Vec<Action> {
         Action::SetField(Oxm::vlan_vid(VLAN_PRESENT | segment)),
         Action::Output { port, max_len: 0 },
     ]
+}
+
+/// Out of a fabric port tagged with the network's segment and marked as a copy.
+pub fn copy_output(segment: u16, port: u32) -> Vec<Action> {
+    let mut actions = tagged_output(segment, port);
+    actions.insert(2, Action::SetField(Oxm::basic(ofb::VLAN_PCP, &[COPY_PCP])));
+    actions
 }
 
 pub fn multicast_dst() -> Oxm {
@@ -72,20 +89,48 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
         let on_span = plan.in_span(net_id, dpid);
         for port_id in members {
             let (Some(port), Some(at)) = (state.ports.get(port_id), plan.placed.get(port_id)) else { continue };
+            let copy = plan.copies.get(port_id);
+            let c = cookie::of(cookie::PORT, port_id);
+            for place in plan.places(port_id).filter(|p| p.dpid == dpid) {
+                buckets.push(bucket(vec![Action::Output { port: place.ofport, max_len: 0 }]));
+            }
+            // Towards the second place of a migrating port, marked as a copy so that it is
+            // delivered there and not copied again.
+            let copy_hop = copy.filter(|c| c.dpid != dpid).and_then(|c| plan.fabric.next_hop.get(&(dpid, c.dpid)));
             let instructions = if at.dpid == dpid {
-                buckets.push(bucket(vec![Action::Output { port: at.ofport, max_len: 0 }]));
-                vec![Instruction::GotoTable(table::EGRESS_ACL)]
+                let mut i = Vec::new();
+                if let Some(&next) = copy_hop {
+                    let mut actions = copy_output(net.segment, next);
+                    actions.push(Action::PopVlan);
+                    i.push(Instruction::ApplyActions(actions));
+                }
+                i.push(Instruction::GotoTable(table::EGRESS_ACL));
+                i
             } else if let Some(&next) = plan.fabric.next_hop.get(&(dpid, at.dpid)).filter(|_| on_span) {
                 vec![Instruction::ApplyActions(tagged_output(net.segment, next))]
+            } else {
+                vec![]
+            };
+            if !instructions.is_empty() {
+                out.add(table::FORWARD, PRIO_UNICAST, vec![meta(), Oxm::eth_dst(port.mac)], c, instructions);
+            }
+            let Some(copy) = copy.filter(|_| on_span) else { continue };
+            let marked = if copy.dpid == dpid {
+                vec![Instruction::GotoTable(table::EGRESS_ACL)]
+            } else if let Some(&next) = copy_hop {
+                vec![Instruction::ApplyActions(copy_output(net.segment, next))]
             } else {
                 continue;
             };
             out.add(
                 table::FORWARD,
-                PRIO_UNICAST,
-                vec![meta(), Oxm::eth_dst(port.mac)],
-                cookie::of(cookie::PORT, port_id),
-                instructions,
+                PRIO_COPY,
+                vec![
+                    Oxm::metadata(u64::from(net.segment) | COPY_BIT, Some(METADATA_MASK | COPY_BIT)),
+                    Oxm::eth_dst(port.mac),
+                ],
+                c,
+                marked,
             );
         }
         for &tree in &ports.tree_ports {

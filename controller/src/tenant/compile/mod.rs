@@ -94,7 +94,7 @@ impl Fabric {
 }
 
 /// A port that is bound, on a switch we know, at a port number we know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Placement {
     pub dpid: u64,
     pub ofport: u32,
@@ -104,8 +104,13 @@ pub struct Placement {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub fabric: Fabric,
-    /// Bound ports by port id.
+    /// Bound ports by port id: where the port's traffic goes (its ACTIVE binding, or
+    /// where a migrating VM announced itself, or the only binding whose interface exists).
     pub placed: BTreeMap<String, Placement>,
+    /// A migrating port's second place (its other binding, once that interface exists):
+    /// the VM's traffic is delivered to both until one binding is gone. Duplicates are
+    /// harmless; a packet sent only to the place the VM just left would be lost.
+    pub copies: BTreeMap<String, Placement>,
     /// Port ids by network id (placed ones only), sorted.
     pub by_network: BTreeMap<String, Vec<String>>,
     /// Switches that carry each network's unicast traffic: those with its ports and
@@ -143,29 +148,56 @@ pub fn allocate_zones(state: &State) -> HashMap<String, u16> {
 }
 
 impl Plan {
-    /// Places every bound port, computes spans, zones and group members.
-    pub fn new(state: &State, fabric: Fabric, link_peers: &HashMap<(u64, u32), u64>) -> Plan {
+    /// Places every bound port, computes spans, zones and group members. `announced`:
+    /// ports whose VM announced itself (RARP or gratuitous ARP) at the datapath of its
+    /// second binding, which then carries its traffic before netapi says so.
+    pub fn new(
+        state: &State,
+        fabric: Fabric,
+        link_peers: &HashMap<(u64, u32), u64>,
+        announced: &HashMap<String, u64>,
+    ) -> Plan {
         let mut placed = BTreeMap::new();
+        let mut copies = BTreeMap::new();
         let mut by_network: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for port in state.ports.values() {
             if !port.admin_up || !state.networks.contains_key(&port.network_id) {
                 continue;
             }
-            let Some(binding) = state.active_binding(&port.id) else { continue };
-            let Some(dpid) = binding.dpid else { continue };
-            let Some(ofport) = fabric.switches.get(&dpid).and_then(|s| s.by_name.get(&binding.interface)) else {
-                continue;
-            };
-            placed.insert(port.id.clone(), Placement { dpid, ofport: *ofport });
+            // Every binding whose interface exists on a switch we know, ACTIVE first.
+            let mut places: Vec<(bool, Placement)> = state
+                .bindings_of(&port.id)
+                .filter_map(|b| {
+                    let dpid = b.dpid?;
+                    let ofport = *fabric.switches.get(&dpid)?.by_name.get(&b.interface)?;
+                    Some((b.active, Placement { dpid, ofport }))
+                })
+                .collect();
+            places.sort_by_key(|(active, at)| (!*active, at.dpid, at.ofport));
+            let mut seen = BTreeSet::new();
+            places.retain(|(_, at)| seen.insert((at.dpid, at.ofport)));
+            if let Some(i) = announced.get(&port.id).and_then(|d| places.iter().position(|(_, at)| at.dpid == *d)) {
+                places.swap(0, i);
+            }
+            let mut places = places.into_iter().map(|(_, at)| at);
+            let Some(primary) = places.next() else { continue };
+            placed.insert(port.id.clone(), primary);
+            if let Some(copy) = places.next() {
+                copies.insert(port.id.clone(), copy);
+            }
             by_network.entry(port.network_id.clone()).or_default().push(port.id.clone());
         }
         let mut span = BTreeMap::new();
         for (net, ports) in &by_network {
-            let at: BTreeSet<u64> = ports.iter().filter_map(|p| placed.get(p)).map(|p: &Placement| p.dpid).collect();
+            let at: BTreeSet<u64> = ports
+                .iter()
+                .flat_map(|p| placed.get(p).into_iter().chain(copies.get(p)))
+                .map(|p: &Placement| p.dpid)
+                .collect();
             let mut s = at.clone();
             for &a in &at {
                 for &b in &at {
-                    if a < b {
+                    if a != b {
                         s.extend(fabric.path(a, b, link_peers));
                     }
                 }
@@ -185,12 +217,31 @@ impl Plan {
             ips.sort();
             ips.dedup();
         }
-        Plan { fabric, placed, by_network, span, zones: allocate_zones(state), members }
+        Plan { fabric, placed, copies, by_network, span, zones: allocate_zones(state), members }
     }
 
-    /// Ports placed on `dpid`, with their placement.
+    /// Every place of a port: where its traffic goes, then its second place if it migrates.
+    pub fn places<'a>(&'a self, port_id: &str) -> impl Iterator<Item = Placement> + 'a {
+        self.placed.get(port_id).into_iter().chain(self.copies.get(port_id)).copied()
+    }
+
+    /// Ports placed on `dpid`, with their placement (a port migrating between two
+    /// interfaces of one switch comes twice).
     pub fn local_ports<'a>(&'a self, state: &'a State, dpid: u64) -> impl Iterator<Item = (&'a Port, Placement)> + 'a {
-        self.placed.iter().filter(move |(_, p)| p.dpid == dpid).filter_map(|(id, p)| Some((state.ports.get(id)?, *p)))
+        self.placed
+            .iter()
+            .chain(self.copies.iter())
+            .filter(move |(_, p)| p.dpid == dpid)
+            .filter_map(|(id, p)| Some((state.ports.get(id)?, *p)))
+    }
+
+    /// Ports with a place on `dpid`, each once, with the OpenFlow ports it has there.
+    pub fn local_outputs<'a>(&'a self, state: &'a State, dpid: u64) -> Vec<(&'a Port, Vec<u32>)> {
+        let mut out: BTreeMap<&str, (&Port, Vec<u32>)> = BTreeMap::new();
+        for (port, at) in self.local_ports(state, dpid) {
+            out.entry(port.id.as_str()).or_insert((port, vec![])).1.push(at.ofport);
+        }
+        out.into_values().collect()
     }
 
     /// Whether `dpid` carries the unicast traffic of `network`.
@@ -216,6 +267,12 @@ pub fn compile_switch(state: &State, plan: &Plan, dpid: u64) -> SwitchFlows {
 
 /// Metadata carries the network's segment number.
 pub const METADATA_MASK: u64 = 0xffff;
+
+/// Metadata bit of a copy of a migrating port's traffic on its way to the port's
+/// second place (carried between switches as VLAN priority [`COPY_PCP`]).
+pub const COPY_BIT: u64 = 1 << 63;
+/// VLAN priority that marks a copy on fabric links.
+pub const COPY_PCP: u8 = 7;
 
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -266,12 +323,19 @@ pub(crate) mod test_support {
             )
             .expect("binding");
         }
+        let (fabric, peers) = fabric();
+        let plan = Plan::new(&st, fabric, &peers, &HashMap::new());
+        (st, plan)
+    }
+
+    /// The two switches of [`world`] (ports 1-3 each, linked by port 10).
+    pub fn fabric() -> (Fabric, HashMap<(u64, u32), u64>) {
         let mut fabric = Fabric::default();
         for dpid in [1u64, 2] {
             let mut sp = SwitchPorts::default();
-            sp.by_name.insert(format!("s{dpid}-eth1"), 1);
-            sp.by_name.insert(format!("s{dpid}-eth2"), 2);
-            sp.by_name.insert(format!("s{dpid}-eth10"), 10);
+            for n in [1, 2, 3, 10] {
+                sp.by_name.insert(format!("s{dpid}-eth{n}"), n);
+            }
             sp.link_ports.insert(10);
             sp.tree_ports.insert(10);
             fabric.switches.insert(dpid, sp);
@@ -279,8 +343,21 @@ pub(crate) mod test_support {
         fabric.next_hop.insert((1, 2), 10);
         fabric.next_hop.insert((2, 1), 10);
         let peers: HashMap<(u64, u32), u64> = [((1, 10), 2), ((2, 10), 1)].into_iter().collect();
-        let plan = Plan::new(&st, fabric, &peers);
-        (st, plan)
+        (fabric, peers)
+    }
+
+    /// Binds port `id` on host `host` (switch `dpid`, interface `iface`).
+    pub fn bind(st: &mut State, id: &str, host: &str, dpid: u64, iface: &str, active: bool) {
+        let status = if active { "ACTIVE" } else { "INACTIVE" };
+        st.apply(
+            "port_binding",
+            &format!("{id}/{host}"),
+            false,
+            &format!(
+                r#"{{"port_id":"{id}","host":"{host}","status":"{status}","datapath_id":"{dpid:016x}","interface_name":"{iface}"}}"#
+            ),
+        )
+        .expect("binding");
     }
 }
 
@@ -322,6 +399,102 @@ mod tests {
         }
         let distinct: BTreeSet<u16> = after.values().copied().collect();
         assert_eq!(distinct.len(), after.len());
+    }
+
+    use super::test_support::{bind, fabric};
+    use crate::tenant::flows::{table, FlowKey};
+    use crate::wire::of13::{Action, Instruction, Oxm};
+
+    const R1: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 0];
+
+    fn replan(st: &State, announced: &[(&str, u64)]) -> Plan {
+        let (f, peers) = fabric();
+        let announced = announced.iter().map(|(id, d)| (id.to_string(), *d)).collect();
+        Plan::new(st, f, &peers, &announced)
+    }
+
+    fn instructions(flows: &SwitchFlows, t: u8, prio: u16, fields: Vec<Oxm>) -> Option<&Vec<Instruction>> {
+        flows.flows.get(&FlowKey::new(t, prio, fields)).map(|f| &f.instructions)
+    }
+
+    #[test]
+    fn a_migrating_port_has_two_places_and_its_traffic_is_copied_from_the_primary() {
+        let (mut st, _) = world();
+        // r1 (switch 1 port 1) gets an INACTIVE binding on switch 2 whose interface exists.
+        bind(&mut st, "r1", "h2", 2, "s2-eth3", false);
+        let plan = replan(&st, &[]);
+        assert_eq!(plan.placed["r1"], Placement { dpid: 1, ofport: 1 });
+        assert_eq!(plan.copies["r1"], Placement { dpid: 2, ofport: 3 });
+        let meta = Oxm::metadata(101, Some(METADATA_MASK));
+        let marked = Oxm::metadata(101 | COPY_BIT, Some(METADATA_MASK | COPY_BIT));
+        // Switch 1 delivers locally and sends a marked copy towards switch 2.
+        let s1 = compile_switch(&st, &plan, 1);
+        let mut copy = forward::copy_output(101, 10);
+        copy.push(Action::PopVlan);
+        assert_eq!(
+            instructions(&s1, table::FORWARD, forward::PRIO_UNICAST, vec![meta.clone(), Oxm::eth_dst(R1)]),
+            Some(&vec![Instruction::ApplyActions(copy), Instruction::GotoTable(table::EGRESS_ACL)])
+        );
+        // Switch 2: unmarked traffic goes to the primary place; copies are delivered here,
+        // never copied again; its new port is classified (anti-spoofing) already.
+        let s2 = compile_switch(&st, &plan, 2);
+        assert_eq!(
+            instructions(&s2, table::FORWARD, forward::PRIO_UNICAST, vec![meta, Oxm::eth_dst(R1)]),
+            Some(&vec![Instruction::ApplyActions(forward::tagged_output(101, 10))])
+        );
+        assert_eq!(
+            instructions(&s2, table::FORWARD, forward::PRIO_COPY, vec![marked, Oxm::eth_dst(R1)]),
+            Some(&vec![Instruction::GotoTable(table::EGRESS_ACL)])
+        );
+        let fabric_copy = vec![
+            Oxm::in_port(10),
+            Oxm::vlan_vid(classify::VLAN_PRESENT | 101),
+            Oxm::basic(crate::wire::of13::oxm::ofb::VLAN_PCP, &[COPY_PCP]),
+        ];
+        assert!(instructions(&s2, table::CLASSIFY, classify::PRIO_MARKED, fabric_copy).is_some());
+        let rarp = vec![
+            Oxm::in_port(3),
+            Oxm::vlan_vid(classify::VLAN_NONE),
+            Oxm::eth_src(R1),
+            Oxm::eth_type(classify::ETH_RARP),
+        ];
+        assert!(instructions(&s2, table::CLASSIFY, classify::PRIO_MARKED, rarp).is_some());
+        assert!(s2.flows.keys().any(|k| k.table == table::CLASSIFY && k.match_.fields.contains(&Oxm::in_port(3))));
+        let outputs_to_3 = s2.flows.values().any(|f| {
+            f.instructions.iter().any(|i| {
+                matches!(i, Instruction::ApplyActions(a) if a.contains(&Action::Output { port: 3, max_len: 0 }))
+            })
+        });
+        assert!(outputs_to_3, "the egress ACL delivers to the new place");
+        // Neither switch sends blue's traffic anywhere new.
+        assert!(s2.flows.keys().all(|k| !k.match_.fields.contains(&Oxm::metadata(102 | COPY_BIT, None))));
+    }
+
+    #[test]
+    fn activation_announcement_and_a_vanished_interface_move_the_primary() {
+        let (mut st, _) = world();
+        bind(&mut st, "r1", "h2", 2, "s2-eth3", false);
+        // The VM announced itself at its new place before netapi activated the binding.
+        let plan = replan(&st, &[("r1", 2)]);
+        assert_eq!(plan.placed["r1"], Placement { dpid: 2, ofport: 3 });
+        assert_eq!(plan.copies["r1"], Placement { dpid: 1, ofport: 1 });
+        // Activation: the new binding is ACTIVE, the old one INACTIVE until deleted.
+        bind(&mut st, "r1", "h2", 2, "s2-eth3", true);
+        bind(&mut st, "r1", "h1", 1, "s1-eth1", false);
+        let plan = replan(&st, &[]);
+        assert_eq!(plan.placed["r1"], Placement { dpid: 2, ofport: 3 });
+        assert_eq!(plan.copies["r1"], Placement { dpid: 1, ofport: 1 });
+        // The source binding goes: one place again.
+        st.apply("port_binding", "r1/h1", true, "{}").expect("delete");
+        let plan = replan(&st, &[]);
+        assert_eq!(plan.placed["r1"], Placement { dpid: 2, ofport: 3 });
+        assert!(plan.copies.is_empty());
+        // An INACTIVE binding alone whose interface exists while the ACTIVE one's does not
+        // (the source VM is gone before netapi heard): traffic goes where the VM can be.
+        let (mut st, _) = world();
+        bind(&mut st, "r1", "h1", 1, "s1-gone", true);
+        bind(&mut st, "r1", "h2", 2, "s2-eth3", false);
+        assert_eq!(replan(&st, &[]).placed["r1"], Placement { dpid: 2, ofport: 3 });
     }
 
     #[test]
@@ -403,7 +576,7 @@ mod scale {
         }
         let peers: HashMap<(u64, u32), u64> = (1..=n).map(|d| ((d, 1000), d % n + 1)).collect();
         let t = std::time::Instant::now();
-        let plan = Plan::new(&st, fabric, &peers);
+        let plan = Plan::new(&st, fabric, &peers, &HashMap::new());
         let t_plan = t.elapsed();
         let t = std::time::Instant::now();
         let all: Vec<SwitchFlows> = (1..=n).map(|d| compile_switch(&st, &plan, d)).collect();

@@ -34,7 +34,7 @@ pub type GroupBits = BTreeMap<String, u64>;
 /// direction has its own table, so each has its own 32 bits).
 pub fn group_bits(state: &State, plan: &Plan, dpid: u64, direction: Direction) -> GroupBits {
     let mut used = BTreeSet::new();
-    for (port, _) in plan.local_ports(state, dpid) {
+    for (port, _) in plan.local_outputs(state, dpid) {
         for r in state.rules.values().filter(|r| r.direction == direction) {
             if let Some(g) = &r.remote_group {
                 if port.security_groups.contains(&r.group_id) {
