@@ -7,6 +7,8 @@
 #      CREATEDB) for netapi's store tests, unless it is already running,
 #   4. start libvirt (virtlogd + libvirtd, for the compute service's libvirt driver;
 #      QEMU guests use TCG), unless it is already running.
+# Suricata is installed but never left running: labs/ips-appliance.sh starts one
+# per appliance namespace.
 # Idempotent and safe to run repeatedly. Runs as root (or via sudo).
 # Never runs `mn -c` and never touches existing bridges.
 set -euo pipefail
@@ -19,8 +21,9 @@ PACKAGES=(
   postgresql python3-venv protobuf-compiler
   udhcpc cpio curl
 )
-# libvirt and QEMU come from bookworm-backports (the machine's qemu-utils does too).
-BACKPORTS_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils)
+# libvirt and QEMU come from bookworm-backports (the machine's qemu-utils does too);
+# so does Suricata 7, the inline IPS appliance (labs/ips-appliance.sh).
+BACKPORTS_PACKAGES=(libvirt-daemon-system libvirt-dev qemu-system-x86 qemu-utils suricata)
 BACKPORTS_SOURCES=/etc/apt/sources.list.d/bookworm-backports.sources
 # Nice to have (profiling); failure to install is not an error.
 # OVN only for labs/bench-tenant.sh (its peer); failure to install is not an error either.
@@ -75,12 +78,34 @@ else
   fi
   if [ ${#missing_bpo[@]} -gt 0 ]; then
     echo "installing from bookworm-backports: ${missing_bpo[*]}"
-    apt_install -t bookworm-backports "${missing_bpo[@]}"
+    # Package scripts must not start daemons (no systemd here; Suricata's would sniff
+    # the host's interfaces): a policy-rc.d that denies every start, unless one exists.
+    added_policy=no
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\n# added by tenet labs/setup-host.sh while installing\nexit 101\n' |
+        "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+      "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+      added_policy=yes
+    fi
+    install_rc=0
+    apt_install -t bookworm-backports "${missing_bpo[@]}" || install_rc=$?
+    if [ "$added_policy" = yes ]; then "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d; fi
+    [ "$install_rc" -eq 0 ] || exit "$install_rc"
   fi
   for p in "${missing_opt[@]}"; do
     echo "installing (optional): $p"
     apt_install "$p" || echo "warning: optional package $p could not be installed; continuing" >&2
   done
+fi
+
+# A Suricata started by the package's own scripts (pidfile from /etc/default/suricata)
+# would watch the host's interfaces; the appliances run their own, one per namespace.
+if [ -s /run/suricata.pid ] && "${SUDO[@]}" kill -0 "$(cat /run/suricata.pid)" 2>/dev/null; then
+  echo "stopping the Suricata the package started (pid $(cat /run/suricata.pid))"
+  "${SUDO[@]}" kill -TERM "$(cat /run/suricata.pid)" || true
+fi
+if is_installed suricata; then
+  echo "suricata $(suricata -V 2>/dev/null | sed -n 's/.*version \([^ ]*\).*/\1/p') installed (not running; labs/ips-appliance.sh starts one per appliance)"
 fi
 
 # --- Open vSwitch -------------------------------------------------------------
