@@ -13,6 +13,7 @@ use crate::wire::of13::{self, Action, FlowMod, Instruction, Oxm};
 use crate::wire::OFP13;
 
 use super::compile::classify::{ETH_RARP, PRIO_LLDP};
+use super::compile::steer::PROBE_SRC;
 use super::engine::{SwitchEvent, Tenant, View};
 use super::flows::{cookie, table};
 use super::packet::{self, Lease};
@@ -78,6 +79,12 @@ impl DatapathApp for TenantSwitch {
         let Some(eth) = packet::parse_ethernet(frame) else { return };
         if eth.ethertype == 0x88cc {
             self.tenant.network.lldp_in(Endpoint { dpid: ctx.info.dpid, port: pi.in_port }, frame);
+            return;
+        }
+        if eth.src == PROBE_SRC {
+            if let Some(pair) = packet::parse_probe(frame) {
+                self.tenant.switch_event(SwitchEvent::ProbeReturned(pair));
+            }
             return;
         }
         let view = self.tenant.view();

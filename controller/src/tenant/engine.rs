@@ -18,10 +18,13 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::network::Network;
 use crate::session::Registry;
 
-use super::compile::{compile_switch, Fabric, Placement, Plan};
+use super::compile::{compile_switch, Fabric, Placement, Plan, Runtime};
 use super::feed::FeedMsg;
 use super::flows::SwitchFlows;
+use super::compile::steer::PROBE_SRC;
+use super::packet;
 use super::reconcile;
+use crate::wire::of13::{self, action::port_no, Action};
 use super::state::{Mac, State, Touched};
 
 /// Tenant-mode tunables.
@@ -34,7 +37,13 @@ pub struct TenantConfig {
     /// How often every switch's flows are read back and reconciled again (drift from
     /// flows changed behind the controller's back); None: never.
     pub audit: Option<Duration>,
+    /// How often a health probe is sent through every IPS instance; an instance is dead
+    /// after [`PROBE_MISSES`] probes in a row did not come back.
+    pub probe_interval: Duration,
 }
+
+/// Probes in a row an IPS instance may lose before it counts as dead.
+pub const PROBE_MISSES: u32 = 3;
 
 impl Default for TenantConfig {
     fn default() -> Self {
@@ -42,6 +51,7 @@ impl Default for TenantConfig {
             settle: Duration::from_millis(1500),
             request_timeout: Duration::from_secs(10),
             audit: Some(Duration::from_secs(60)),
+            probe_interval: Duration::from_millis(200),
         }
     }
 }
@@ -82,6 +92,16 @@ pub struct Status {
     /// Objects the feed carried that could not be taken in.
     pub rejected: Vec<String>,
     pub switches: BTreeMap<String, SwitchStatus>,
+    /// IPS steering: instance (port pair) health, and chains that cannot be compiled.
+    pub steering: SteeringStatus,
+}
+
+/// IPS steering's status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SteeringStatus {
+    /// Port pair id -> whether its health probes come back.
+    pub instances: BTreeMap<String, bool>,
+    pub problems: Vec<String>,
 }
 
 /// Switch events the sessions report to the engine.
@@ -93,6 +113,8 @@ pub enum SwitchEvent {
     /// A VM announced itself (RARP or gratuitous ARP) at (dpid, OpenFlow port), the
     /// second place of a migrating port: it runs there now.
     Announced(u64, u32),
+    /// A health probe came back through the IPS instance (port pair) named.
+    ProbeReturned(String),
 }
 
 /// Shared by the engine and the per-switch apps.
@@ -174,8 +196,11 @@ pub async fn run(
         ports_dirty: false,
         touched: Touched::default(),
         dirty: BTreeSet::new(),
-        announced: HashMap::new(),
+        rt: Runtime::default(),
+        misses: HashMap::new(),
     };
+    let mut probe = tokio::time::interval(tenant.config.probe_interval);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut audit = tokio::time::interval(tenant.config.audit.unwrap_or(Duration::from_secs(86_400 * 365)));
     audit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     audit.tick().await;
@@ -192,6 +217,7 @@ pub async fn run(
                 }
             },
             Some(ev) = events.recv() => e.switch_event(ev).await,
+            _ = probe.tick() => e.probe().await,
             r = topo_events.recv() => e.topology_event(r),
             _ = shutdown.changed() => return,
         }
@@ -228,9 +254,10 @@ struct Engine {
     touched: Touched,
     /// Switches to reconcile whatever the change set says (newly settled ones).
     dirty: BTreeSet<u64>,
-    /// Migrating ports whose VM announced itself at its second place (port id -> dpid),
-    /// until the port has one place again.
-    announced: HashMap<String, u64>,
+    /// Announced migrations and dead IPS instances.
+    rt: Runtime,
+    /// IPS instances: health probes sent since one last came back.
+    misses: HashMap<String, u32>,
 }
 
 impl Engine {
@@ -309,13 +336,20 @@ impl Engine {
             SwitchEvent::Announced(dpid, ofport) => {
                 let at = Placement { dpid, ofport };
                 let Some((id, _)) = self.plan.copies.iter().find(|(_, p)| **p == at) else { return };
-                if self.announced.get(id) == Some(&dpid) {
+                if self.rt.announced.get(id) == Some(&dpid) {
                     return;
                 }
                 tracing::info!(port = %id, dpid = %tenet_topology::fmt_dpid(dpid), ofport, "migrated VM announced itself; its traffic goes to its new place");
-                self.announced.insert(id.clone(), dpid);
+                self.rt.announced.insert(id.clone(), dpid);
                 self.touched.dpids.insert(dpid);
                 self.touched.networks.extend(self.state.ports.get(id).map(|p| p.network_id.clone()));
+            }
+            SwitchEvent::ProbeReturned(pair) => {
+                self.misses.insert(pair.clone(), 0);
+                if self.rt.dead_pairs.remove(&pair) {
+                    tracing::info!(port_pair = %pair, "IPS instance answers again; steering through it");
+                    self.touched.everything = true;
+                }
             }
             SwitchEvent::Settled(dpid) => {
                 let (Some(sw), Some(handle)) = (self.switches.get_mut(&dpid), self.registry.get(dpid)) else { return };
@@ -379,8 +413,9 @@ impl Engine {
                     topo.links().map(|l| ((l.src.dpid, l.src.port), l.dst.dpid)).collect();
                 (fabric, peers)
             };
-            let plan = Plan::new(&self.state, fabric, &peers, &self.announced);
-            self.announced.retain(|id, _| plan.copies.contains_key(id));
+            let plan = Plan::new(&self.state, fabric, &peers, &self.rt);
+            self.rt.announced.retain(|id, _| plan.copies.contains_key(id));
+            self.update_steering_status(&plan);
             // Ports placed, moved or unplaced (a binding resolved to a port number, or an
             // interface came or went) touch their networks. A new place (a migration's
             // destination, a port's new primary place) is reconciled before the rest, so
@@ -464,6 +499,61 @@ impl Engine {
         if n > 0 {
             tracing::debug!(switches = n, elapsed_us = started.elapsed().as_micros() as u64, revision, "compiled");
         }
+    }
+}
+
+impl Engine {
+    /// Sends a health probe through every IPS instance (into its ingress port; it comes
+    /// back out of the egress port to the controller) and declares dead those whose
+    /// last probes did not come back.
+    async fn probe(&mut self) {
+        if !self.synced {
+            return;
+        }
+        let mut changed = false;
+        let mut live = BTreeSet::new();
+        for inst in self.plan.steering.instances() {
+            live.insert(inst.pair_id.clone());
+            let missed = self.misses.entry(inst.pair_id.clone()).or_insert(0);
+            if *missed >= PROBE_MISSES && self.rt.dead_pairs.insert(inst.pair_id.clone()) {
+                tracing::warn!(port_pair = %inst.pair_id, missed = *missed, "IPS instance does not pass probes; its chains fail open or closed");
+                changed = true;
+            }
+            *missed = missed.saturating_add(1);
+            let (_, at) = &inst.ingress;
+            let Some(handle) = self.registry.get(at.dpid) else { continue };
+            let msg = of13::Message::PacketOut(of13::PacketOut {
+                buffer_id: of13::NO_BUFFER,
+                in_port: port_no::CONTROLLER,
+                actions: vec![Action::Output { port: at.ofport, max_len: 0 }],
+                data: packet::probe_frame(PROBE_SRC, &inst.pair_id),
+            });
+            let mut bytes = Vec::new();
+            if msg.emit(0, &mut bytes).is_ok() {
+                let _ = handle.send_raw(bytes).await;
+            }
+        }
+        self.misses.retain(|id, _| live.contains(id));
+        let before = self.rt.dead_pairs.len();
+        self.rt.dead_pairs.retain(|id| live.contains(id));
+        if changed || before != self.rt.dead_pairs.len() {
+            self.touched.everything = true;
+        }
+    }
+
+    fn update_steering_status(&self, plan: &Plan) {
+        let instances = plan
+            .steering
+            .instances()
+            .map(|i| (i.pair_id.clone(), !self.rt.dead_pairs.contains(&i.pair_id)))
+            .collect();
+        let problems = plan.steering.problems.clone();
+        for p in &problems {
+            if !self.tenant.status().steering.problems.contains(p) {
+                tracing::warn!(problem = %p, "steering");
+            }
+        }
+        self.tenant.update_status(|s| s.steering = SteeringStatus { instances, problems });
     }
 }
 

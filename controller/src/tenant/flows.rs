@@ -17,8 +17,10 @@ pub mod table {
     pub const INGRESS_ACL_REMOTE: u8 = 12;
     /// Ingress ACL: the sending port's rules for new connections.
     pub const INGRESS_ACL_RULES: u8 = 13;
-    /// Steering (IPS); passes everything on for now.
+    /// Steering: classified traffic to IPS instances, traffic back from them on.
     pub const STEER: u8 = 20;
+    /// Steering: the instance a group's hash chose (reg0), per selection (metadata).
+    pub const STEER_SELECT: u8 = 21;
     /// Forward: ARP/DHCP to the controller, unicast by eth_dst, broadcast to groups.
     pub const FORWARD: u8 = 30;
     /// Egress ACL: security groups of the receiving port (its ingress rules).
@@ -30,13 +32,14 @@ pub mod table {
     /// Egress ACL: the receiving port's rules for new connections; outputs to the port.
     pub const EGRESS_ACL_RULES: u8 = 43;
     /// Every table, in order.
-    pub const ALL: [u8; 11] = [
+    pub const ALL: [u8; 12] = [
         CLASSIFY,
         INGRESS_ACL,
         INGRESS_ACL_CT,
         INGRESS_ACL_REMOTE,
         INGRESS_ACL_RULES,
         STEER,
+        STEER_SELECT,
         FORWARD,
         EGRESS_ACL,
         EGRESS_ACL_CT,
@@ -109,6 +112,8 @@ pub mod cookie {
     pub const PORT: u8 = 0x73;
     /// A port's security-group rules.
     pub const ACL: u8 = 0x74;
+    /// A port chain (steering) or an IPS instance's ports.
+    pub const STEER: u8 = 0x75;
 
     /// The cookie of `kind` for the object `id`.
     pub fn of(kind: u8, id: &str) -> u64 {
@@ -128,6 +133,6 @@ pub mod cookie {
 
     /// Whether tenant mode made the flow.
     pub fn is_tenant(cookie: u64) -> bool {
-        matches!(kind(cookie), INFRA | NETWORK | PORT | ACL)
+        matches!(kind(cookie), INFRA | NETWORK | PORT | ACL | STEER)
     }
 }

@@ -414,6 +414,34 @@ fn ipv4_udp_frame(src_mac: Mac, src_ip: Ipv4Addr, src_port: u16, dst: &Destinati
     out
 }
 
+/// The UDP port of the controller's health probes through IPS instances.
+pub const PROBE_PORT: u16 = 7;
+const PROBE_MAGIC: &[u8] = b"tenet-probe ";
+
+/// A health probe for IPS instance `pair_id`: a UDP datagram from `src_mac` (link-local
+/// addresses), which an inline appliance passes like any traffic.
+pub fn probe_frame(src_mac: Mac, pair_id: &str) -> Vec<u8> {
+    let dst = Destination { mac: [0x02, 0x74, 0x6e, 0, 0, 3], ip: Ipv4Addr::new(169, 254, 0, 2), port: PROBE_PORT };
+    let mut payload = PROBE_MAGIC.to_vec();
+    payload.extend_from_slice(pair_id.as_bytes());
+    ipv4_udp_frame(src_mac, Ipv4Addr::new(169, 254, 0, 1), PROBE_PORT, &dst, &payload)
+}
+
+/// The instance a probe that came back was sent through.
+pub fn parse_probe(frame: &[u8]) -> Option<String> {
+    let eth = parse_ethernet(frame)?;
+    if eth.ethertype != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let ip = parse_ipv4(eth.payload)?;
+    if ip.protocol != IP_PROTO_UDP {
+        return None;
+    }
+    let udp = parse_udp(ip.payload)?;
+    let id = udp.payload.strip_prefix(PROBE_MAGIC).filter(|_| udp.dst_port == PROBE_PORT)?;
+    String::from_utf8(id.to_vec()).ok()
+}
+
 /// The netmask of a prefix length (`/24` -> 255.255.255.0); lengths above 32 mean 32.
 pub fn prefix_to_mask(len: u8) -> Ipv4Addr {
     let len = u32::from(len.min(32));
@@ -792,6 +820,16 @@ mod tests {
         f.extend_from_slice(&[10, 0, 0, 1]);
         f.resize(60, 0);
         f
+    }
+
+    #[test]
+    fn probes_round_trip_and_other_frames_are_not_probes() {
+        let f = probe_frame([2, 0x74, 0x6e, 0, 0, 2], "pair-1");
+        assert_eq!(parse_probe(&f).as_deref(), Some("pair-1"));
+        assert_eq!(parse_probe(&arp_request_frame(None)), None);
+        for cut in 0..f.len() {
+            let _ = parse_probe(&f[..cut]);
+        }
     }
 
     #[test]

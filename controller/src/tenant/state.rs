@@ -96,6 +96,48 @@ pub struct Rule {
     pub remote_group: Option<String>,
 }
 
+/// An IPS instance: the port traffic enters it by and the port it leaves by (the same
+/// port for a one-armed appliance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPair {
+    pub id: String,
+    pub ingress: String,
+    pub egress: String,
+}
+
+/// Equivalent instances; flows are spread over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPairGroup {
+    pub id: String,
+    pub port_pairs: Vec<String>,
+}
+
+/// Traffic a chain takes (IPv4 only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowClassifier {
+    pub id: String,
+    pub protocol: Option<u8>,
+    pub source_ports: Option<(u16, u16)>,
+    pub destination_ports: Option<(u16, u16)>,
+    pub source_prefix: Option<(Ipv4Addr, u8)>,
+    pub destination_prefix: Option<(Ipv4Addr, u8)>,
+    pub logical_source_port: Option<String>,
+    pub logical_destination_port: Option<String>,
+}
+
+/// A chain: classified traffic passes the groups in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortChain {
+    pub id: String,
+    pub project_id: String,
+    pub groups: Vec<String>,
+    pub classifiers: Vec<String>,
+    /// Return traffic passes the same instances backwards.
+    pub symmetric: bool,
+    /// With no live instance in a group: pass the hop by (true) or drop (false, default).
+    pub fail_open: bool,
+}
+
 /// The whole desired state.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -108,6 +150,10 @@ pub struct State {
     pub bindings: BTreeMap<String, Binding>,
     pub groups: BTreeMap<String, SecurityGroup>,
     pub rules: BTreeMap<String, Rule>,
+    pub port_pairs: BTreeMap<String, PortPair>,
+    pub port_pair_groups: BTreeMap<String, PortPairGroup>,
+    pub flow_classifiers: BTreeMap<String, FlowClassifier>,
+    pub port_chains: BTreeMap<String, PortChain>,
 }
 
 /// What a change touched, so that only the affected switches are recompiled.
@@ -378,7 +424,67 @@ impl State {
                 touched.groups.insert(rule.group_id.clone());
                 self.rules.insert(id.to_string(), rule);
             }
-            _ => {} // identity and steering kinds: not compiled (yet)
+            "port_pair" => {
+                touched.everything = true;
+                let pair = PortPair { id: id.to_string(), ingress: s(&v, "ingress"), egress: s(&v, "egress") };
+                self.port_pairs.insert(id.to_string(), pair);
+            }
+            "port_pair_group" => {
+                touched.everything = true;
+                let g = PortPairGroup { id: id.to_string(), port_pairs: strs(&v, "port_pairs") };
+                self.port_pair_groups.insert(id.to_string(), g);
+            }
+            "flow_classifier" => {
+                touched.everything = true;
+                let range = |side: &str| -> Result<Option<(u16, u16)>, String> {
+                    let lo = port_bound(&v, &format!("{side}_port_range_min"))?;
+                    let hi = port_bound(&v, &format!("{side}_port_range_max"))?;
+                    Ok(match (lo, hi) {
+                        (None, None) => None,
+                        (l, h) => Some((l.unwrap_or(0), h.or(l).unwrap_or(u16::MAX))),
+                    })
+                };
+                let prefix = |key: &str| -> Result<Option<(Ipv4Addr, u8)>, String> {
+                    match v.get(key).and_then(Value::as_str) {
+                        None => Ok(None),
+                        Some(p) => parse_prefix(p).map(Some).ok_or_else(|| format!("{key} {p:?} is not IPv4")),
+                    }
+                };
+                let opt = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+                if v.get("ethertype").and_then(Value::as_str).is_some_and(|e| e != "IPv4") {
+                    return Err(reject("only IPv4 traffic can be steered".into()));
+                }
+                let fc = FlowClassifier {
+                    id: id.to_string(),
+                    protocol: protocol_number(v.get("protocol").unwrap_or(&Value::Null)).map_err(reject)?,
+                    source_ports: range("source").map_err(reject)?,
+                    destination_ports: range("destination").map_err(reject)?,
+                    source_prefix: prefix("source_ip_prefix").map_err(reject)?,
+                    destination_prefix: prefix("destination_ip_prefix").map_err(reject)?,
+                    logical_source_port: opt("logical_source_port"),
+                    logical_destination_port: opt("logical_destination_port"),
+                };
+                self.flow_classifiers.insert(id.to_string(), fc);
+            }
+            "port_chain" => {
+                touched.everything = true;
+                let params = v.get("chain_parameters").cloned().unwrap_or(Value::Null);
+                let fail_open = match params.get("fail_mode").and_then(Value::as_str) {
+                    None | Some("closed") => false,
+                    Some("open") => true,
+                    Some(other) => return Err(reject(format!("fail_mode {other:?} is not open or closed"))),
+                };
+                let chain = PortChain {
+                    id: id.to_string(),
+                    project_id: s(&v, "project_id"),
+                    groups: strs(&v, "port_pair_groups"),
+                    classifiers: strs(&v, "flow_classifiers"),
+                    symmetric: b(&params, "symmetric", false),
+                    fail_open,
+                };
+                self.port_chains.insert(id.to_string(), chain);
+            }
+            _ => {} // identity kinds
         }
         Ok(touched)
     }
@@ -407,6 +513,10 @@ impl State {
                     touched.groups.insert(r.group_id);
                 }
             }
+            "port_pair" => touched.everything |= self.port_pairs.remove(id).is_some(),
+            "port_pair_group" => touched.everything |= self.port_pair_groups.remove(id).is_some(),
+            "flow_classifier" => touched.everything |= self.flow_classifiers.remove(id).is_some(),
+            "port_chain" => touched.everything |= self.port_chains.remove(id).is_some(),
             _ => {}
         }
     }

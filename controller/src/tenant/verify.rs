@@ -947,6 +947,12 @@ impl Pkt {
         }
     }
 
+    /// `f` takes a value the analysis does not follow (a hash, a pushed label).
+    fn havoc(&mut self, f: FieldId, width: u128) {
+        let v = self.new_var(Some(VarInfo::free(width)));
+        self.fields.insert(f, v);
+    }
+
     /// `f = (f & !m) | v`.
     fn write(&mut self, f: FieldId, v: u128, m: u128, width: u128) {
         let new = match self.get(f) {
@@ -1623,6 +1629,19 @@ impl<'n, 'a> Explorer<'n, 'a> {
                     }
                 }
                 Action::Nicira { subtype: nx::NXAST_CT_CLEAR, .. } => pkt.ct_clear(),
+                Action::Nicira { subtype: nx::NXAST_MULTIPATH, .. } => {
+                    if let Some(reg) = nx::multipath_reg(a) {
+                        pkt.havoc(FieldId::nxm1(reg), u128::from(u32::MAX));
+                    }
+                }
+                // The label stack is one entry deep: push sets the type and a label the
+                // following set_field fixes; pop restores the inner type.
+                Action::PushMpls(ethertype) | Action::PopMpls(ethertype) => {
+                    if matches!(a, Action::PushMpls(_)) {
+                        pkt.havoc(FieldId::basic(ofb::MPLS_LABEL), 0x000f_ffff);
+                    }
+                    pkt.write(FieldId::basic(ofb::ETH_TYPE), u128::from(*ethertype), 0xffff, 0xffff);
+                }
                 _ => {}
             }
         }

@@ -5,6 +5,9 @@
 //! | 1000 | eth_type=LLDP | output CONTROLLER |
 //! | 110 | in_port=edge, vlan none, eth_src=port MAC, RARP | output CONTROLLER (a migrated VM announcing itself) |
 //! | 110 | in_port=fabric, vlan=segment, priority 7 (a network with a migrating port) | pop VLAN, metadata=segment+copy bit, goto 30 |
+//! | 1000 | in_port=IPS instance port, eth_src=probe MAC | output CONTROLLER (health probe came through) |
+//! | 120 | in_port=fabric, MPLS label of an IPS instance port | pop MPLS, output the port (or on towards its switch) |
+//! | 100 | in_port=IPS instance port, vlan none, IPv4 | metadata=segment, goto 20 |
 //! | 100 | in_port=edge, vlan none, eth_src=port MAC, IPv4 src=port IP (or an allowed address pair) | metadata=segment, goto 10 |
 //! | 100 | in_port=edge, vlan none, ARP with sha=port MAC, spa=port IP | metadata=segment, goto 10 |
 //! | 100 | in_port=edge, vlan none, eth_src=port MAC, 0.0.0.0:68 -> :67 (DHCP) | metadata=segment, goto 10 |
@@ -66,6 +69,7 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
             vec![Instruction::ApplyActions(vec![Action::output(port_no::CONTROLLER)])],
         );
     }
+    super::steer::classify(state, plan, dpid, ports, out);
     let copying: std::collections::BTreeSet<&str> =
         plan.copies.keys().filter_map(|id| state.ports.get(id)).map(|p| p.network_id.as_str()).collect();
 

@@ -89,6 +89,9 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
         let on_span = plan.in_span(net_id, dpid);
         for port_id in members {
             let (Some(port), Some(at)) = (state.ports.get(port_id), plan.placed.get(port_id)) else { continue };
+            if plan.steering.ports.contains(port_id) {
+                continue; // an IPS instance's port: only steered traffic goes there
+            }
             let copy = plan.copies.get(port_id);
             let c = cookie::of(cookie::PORT, port_id);
             for place in plan.places(port_id).filter(|p| p.dpid == dpid) {

@@ -121,6 +121,18 @@ pub struct Plan {
     pub zones: HashMap<String, u16>,
     /// Security group id -> (network id, IPv4 address) of its member ports.
     pub members: HashMap<String, Vec<(String, std::net::Ipv4Addr)>>,
+    /// IPS steering.
+    pub steering: steer::Steering,
+}
+
+/// What the engine learns at run time that placement depends on.
+#[derive(Debug, Clone, Default)]
+pub struct Runtime {
+    /// Migrating ports whose VM announced itself (RARP or gratuitous ARP) at the datapath
+    /// of its second binding, which then carries its traffic before netapi says so.
+    pub announced: HashMap<String, u64>,
+    /// Port pairs (IPS instances) whose health probes stopped coming back.
+    pub dead_pairs: BTreeSet<String>,
 }
 
 /// FNV-1a over a string, for stable zone hashing.
@@ -148,15 +160,9 @@ pub fn allocate_zones(state: &State) -> HashMap<String, u16> {
 }
 
 impl Plan {
-    /// Places every bound port, computes spans, zones and group members. `announced`:
-    /// ports whose VM announced itself (RARP or gratuitous ARP) at the datapath of its
-    /// second binding, which then carries its traffic before netapi says so.
-    pub fn new(
-        state: &State,
-        fabric: Fabric,
-        link_peers: &HashMap<(u64, u32), u64>,
-        announced: &HashMap<String, u64>,
-    ) -> Plan {
+    /// Places every bound port, computes spans, zones, group members and steering.
+    pub fn new(state: &State, fabric: Fabric, link_peers: &HashMap<(u64, u32), u64>, rt: &Runtime) -> Plan {
+        let announced = &rt.announced;
         let mut placed = BTreeMap::new();
         let mut copies = BTreeMap::new();
         let mut by_network: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -217,7 +223,9 @@ impl Plan {
             ips.sort();
             ips.dedup();
         }
-        Plan { fabric, placed, copies, by_network, span, zones: allocate_zones(state), members }
+        let segment_of = |net: &str| state.networks.get(net).map(|n| n.segment);
+        let steering = steer::Steering::new(state, &placed, &rt.dead_pairs, segment_of);
+        Plan { fabric, placed, copies, by_network, span, zones: allocate_zones(state), members, steering }
     }
 
     /// Every place of a port: where its traffic goes, then its second place if it migrates.
@@ -225,13 +233,13 @@ impl Plan {
         self.placed.get(port_id).into_iter().chain(self.copies.get(port_id)).copied()
     }
 
-    /// Ports placed on `dpid`, with their placement (a port migrating between two
-    /// interfaces of one switch comes twice).
+    /// Tenant endpoints placed on `dpid`, with their placement (a port migrating between
+    /// two interfaces of one switch comes twice). IPS instance ports are not endpoints.
     pub fn local_ports<'a>(&'a self, state: &'a State, dpid: u64) -> impl Iterator<Item = (&'a Port, Placement)> + 'a {
         self.placed
             .iter()
             .chain(self.copies.iter())
-            .filter(move |(_, p)| p.dpid == dpid)
+            .filter(move |(id, p)| p.dpid == dpid && !self.steering.ports.contains(*id))
             .filter_map(|(id, p)| Some((state.ports.get(id)?, *p)))
     }
 
@@ -259,7 +267,7 @@ pub fn compile_switch(state: &State, plan: &Plan, dpid: u64) -> SwitchFlows {
     let receiver_bits = remote::group_bits(state, plan, dpid, state::Direction::Ingress);
     classify::compile(state, plan, dpid, ports, &mut out);
     ingress_acl::compile(state, plan, dpid, &sender_bits, &mut out);
-    steer::compile(&mut out);
+    steer::compile(state, plan, dpid, &mut out);
     forward::compile(state, plan, dpid, ports, &mut out);
     egress_acl::compile(state, plan, dpid, &receiver_bits, &mut out);
     out
@@ -324,16 +332,16 @@ pub(crate) mod test_support {
             .expect("binding");
         }
         let (fabric, peers) = fabric();
-        let plan = Plan::new(&st, fabric, &peers, &HashMap::new());
+        let plan = Plan::new(&st, fabric, &peers, &Runtime::default());
         (st, plan)
     }
 
-    /// The two switches of [`world`] (ports 1-3 each, linked by port 10).
+    /// The two switches of [`world`] (ports 1-7 each, linked by port 10).
     pub fn fabric() -> (Fabric, HashMap<(u64, u32), u64>) {
         let mut fabric = Fabric::default();
         for dpid in [1u64, 2] {
             let mut sp = SwitchPorts::default();
-            for n in [1, 2, 3, 10] {
+            for n in [1, 2, 3, 4, 5, 6, 7, 10] {
                 sp.by_name.insert(format!("s{dpid}-eth{n}"), n);
             }
             sp.link_ports.insert(10);
@@ -409,8 +417,8 @@ mod tests {
 
     fn replan(st: &State, announced: &[(&str, u64)]) -> Plan {
         let (f, peers) = fabric();
-        let announced = announced.iter().map(|(id, d)| (id.to_string(), *d)).collect();
-        Plan::new(st, f, &peers, &announced)
+        let rt = Runtime { announced: announced.iter().map(|(id, d)| (id.to_string(), *d)).collect(), ..Runtime::default() };
+        Plan::new(st, f, &peers, &rt)
     }
 
     fn instructions(flows: &SwitchFlows, t: u8, prio: u16, fields: Vec<Oxm>) -> Option<&Vec<Instruction>> {
@@ -576,7 +584,7 @@ mod scale {
         }
         let peers: HashMap<(u64, u32), u64> = (1..=n).map(|d| ((d, 1000), d % n + 1)).collect();
         let t = std::time::Instant::now();
-        let plan = Plan::new(&st, fabric, &peers, &HashMap::new());
+        let plan = Plan::new(&st, fabric, &peers, &Runtime::default());
         let t_plan = t.elapsed();
         let t = std::time::Instant::now();
         let all: Vec<SwitchFlows> = (1..=n).map(|d| compile_switch(&st, &plan, d)).collect();

@@ -71,6 +71,46 @@ impl Ct {
     }
 }
 
+/// Nicira `multipath` action subtype.
+pub const NXAST_MULTIPATH: u16 = 10;
+/// `multipath` hash over L2-L4 fields that gives both directions of a flow one value.
+pub const NX_HASH_FIELDS_SYMMETRIC_L4: u16 = 1;
+/// `multipath` link choice: hash modulo the number of links.
+pub const NX_MP_ALG_MODULO_N: u16 = 0;
+
+/// The NXM header of register `n` (4 bytes wide).
+pub fn reg_header(n: u8) -> u32 {
+    (u32::from(class::NXM_1) << 16) | (u32::from(n) << 9) | 4
+}
+
+/// A match on register `n`.
+pub fn reg_match(n: u8, value: u32) -> Oxm {
+    Oxm { class: class::NXM_1, field: n, experimenter: None, value: OxmBytes::new(&value.to_be_bytes()), mask: None }
+}
+
+/// `multipath(symmetric_l4, 0, modulo_n, links - 1, 0, reg<n>[0..16])`: one of `links`
+/// choices by a hash both directions of a connection share, into register `reg`.
+pub fn multipath_symmetric(links: u16, reg: u8) -> Action {
+    let mut body = Vec::with_capacity(22);
+    body.extend_from_slice(&NX_HASH_FIELDS_SYMMETRIC_L4.to_be_bytes());
+    body.extend_from_slice(&0u16.to_be_bytes()); // basis
+    body.extend_from_slice(&[0; 2]);
+    body.extend_from_slice(&NX_MP_ALG_MODULO_N.to_be_bytes());
+    body.extend_from_slice(&links.saturating_sub(1).to_be_bytes()); // max_link
+    body.extend_from_slice(&0u32.to_be_bytes()); // arg
+    body.extend_from_slice(&[0; 2]);
+    body.extend_from_slice(&15u16.to_be_bytes()); // ofs 0, 16 bits
+    body.extend_from_slice(&reg_header(reg).to_be_bytes());
+    Action::Nicira { subtype: NXAST_MULTIPATH, body }
+}
+
+/// The destination register of a `multipath` action made by [`multipath_symmetric`].
+pub fn multipath_reg(action: &Action) -> Option<u8> {
+    let Action::Nicira { subtype: NXAST_MULTIPATH, body } = action else { return None };
+    let dst = u32::from_be_bytes(body.get(18..22)?.try_into().ok()?);
+    (dst >> 16 == u32::from(class::NXM_1)).then_some(((dst >> 9) & 0x7f) as u8)
+}
+
 /// `ct_clear`.
 pub fn ct_clear() -> Action {
     Action::Nicira { subtype: NXAST_CT_CLEAR, body: vec![0; 4] }
