@@ -18,14 +18,14 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::network::Network;
 use crate::session::Registry;
 
+use super::compile::steer::PROBE_SRC;
 use super::compile::{compile_switch, Fabric, Placement, Plan, Runtime};
 use super::feed::FeedMsg;
 use super::flows::SwitchFlows;
-use super::compile::steer::PROBE_SRC;
 use super::packet;
 use super::reconcile;
-use crate::wire::of13::{self, action::port_no, Action};
 use super::state::{Mac, State, Touched};
+use crate::wire::of13::{self, action::port_no, Action};
 
 /// Tenant-mode tunables.
 #[derive(Debug, Clone)]
@@ -457,7 +457,11 @@ impl Engine {
                 let r = reconcile::apply(&handle, &changes, timeout).await;
                 (dpid, want, changes, r)
             };
-            if first.contains(&dpid) { early.push(job) } else { late.push(job) }
+            if first.contains(&dpid) {
+                early.push(job)
+            } else {
+                late.push(job)
+            }
         }
         let n = early.len() + late.len();
         let mut results = futures_util::future::join_all(early).await;
@@ -542,11 +546,8 @@ impl Engine {
     }
 
     fn update_steering_status(&self, plan: &Plan) {
-        let instances = plan
-            .steering
-            .instances()
-            .map(|i| (i.pair_id.clone(), !self.rt.dead_pairs.contains(&i.pair_id)))
-            .collect();
+        let instances =
+            plan.steering.instances().map(|i| (i.pair_id.clone(), !self.rt.dead_pairs.contains(&i.pair_id))).collect();
         let problems = plan.steering.problems.clone();
         for p in &problems {
             if !self.tenant.status().steering.problems.contains(p) {

@@ -417,7 +417,8 @@ mod tests {
 
     fn replan(st: &State, announced: &[(&str, u64)]) -> Plan {
         let (f, peers) = fabric();
-        let rt = Runtime { announced: announced.iter().map(|(id, d)| (id.to_string(), *d)).collect(), ..Runtime::default() };
+        let rt =
+            Runtime { announced: announced.iter().map(|(id, d)| (id.to_string(), *d)).collect(), ..Runtime::default() };
         Plan::new(st, f, &peers, &rt)
     }
 
@@ -469,9 +470,9 @@ mod tests {
         assert!(instructions(&s2, table::CLASSIFY, classify::PRIO_MARKED, rarp).is_some());
         assert!(s2.flows.keys().any(|k| k.table == table::CLASSIFY && k.match_.fields.contains(&Oxm::in_port(3))));
         let outputs_to_3 = s2.flows.values().any(|f| {
-            f.instructions.iter().any(|i| {
-                matches!(i, Instruction::ApplyActions(a) if a.contains(&Action::Output { port: 3, max_len: 0 }))
-            })
+            f.instructions.iter().any(
+                |i| matches!(i, Instruction::ApplyActions(a) if a.contains(&Action::Output { port: 3, max_len: 0 })),
+            )
         });
         assert!(outputs_to_3, "the egress ACL delivers to the new place");
         // Neither switch sends blue's traffic anywhere new.

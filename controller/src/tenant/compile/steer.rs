@@ -151,8 +151,11 @@ fn resolve(
             same_network(&pair.ingress)?;
             same_network(&pair.egress)?;
             let (Some(i), Some(e)) = (placed.get(&pair.ingress), placed.get(&pair.egress)) else { continue };
-            let inst =
-                Instance { pair_id: pid.clone(), ingress: (pair.ingress.clone(), *i), egress: (pair.egress.clone(), *e) };
+            let inst = Instance {
+                pair_id: pid.clone(),
+                ingress: (pair.ingress.clone(), *i),
+                egress: (pair.egress.clone(), *e),
+            };
             if !dead.contains(pid) {
                 live.push(inst.clone());
             }
@@ -451,8 +454,7 @@ mod tests {
                 .expect("pair");
             pairs.push(format!("\"{name}\""));
         }
-        st.apply("port_pair_group", "g", false, &format!(r#"{{"port_pairs":[{}]}}"#, pairs.join(",")))
-            .expect("group");
+        st.apply("port_pair_group", "g", false, &format!(r#"{{"port_pairs":[{}]}}"#, pairs.join(","))).expect("group");
         st.apply(
             "flow_classifier",
             "fc",
@@ -477,7 +479,7 @@ mod tests {
         Plan::new(st, f, &peers, &rt)
     }
 
-    fn flow<'a>(out: &'a SwitchFlows, t: u8, prio: u16, fields: Vec<Oxm>) -> Option<&'a Vec<Instruction>> {
+    fn flow(out: &SwitchFlows, t: u8, prio: u16, fields: Vec<Oxm>) -> Option<&Vec<Instruction>> {
         out.flows.get(&FlowKey::new(t, prio, fields)).map(|f| &f.instructions)
     }
 
@@ -519,7 +521,8 @@ mod tests {
         // Switch 2 pops the label into the port, takes IPv4 back from the instance into
         // table 20 and sends it on to forwarding; instance ports get no floods.
         let s2 = super::super::compile_switch(&st, &p, 2);
-        let label = |l: u32| vec![Oxm::in_port(10), Oxm::eth_type(ETH_MPLS), Oxm::basic(ofb::MPLS_LABEL, &l.to_be_bytes())];
+        let label =
+            |l: u32| vec![Oxm::in_port(10), Oxm::eth_type(ETH_MPLS), Oxm::basic(ofb::MPLS_LABEL, &l.to_be_bytes())];
         assert_eq!(
             flow(&s2, table::CLASSIFY, PRIO_LABEL, label(l_in)),
             Some(&vec![Instruction::ApplyActions(vec![
