@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::protocol::{Action, FlavorSpec, NicRequest, PortInfo, Power};
+use crate::protocol::{Action, FlavorSpec, MigrationKind, MigrationStatus, NicRequest, PortInfo, Power};
 
 /// A flavor: the size of a server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +124,8 @@ pub enum TaskState {
     Suspending,
     Resuming,
     Deleting,
+    /// Live migration (status `MIGRATING` while ACTIVE).
+    Migrating,
 }
 
 impl TaskState {
@@ -136,6 +138,7 @@ impl TaskState {
             TaskState::Suspending => "suspending",
             TaskState::Resuming => "resuming",
             TaskState::Deleting => "deleting",
+            TaskState::Migrating => "migrating",
         }
     }
 }
@@ -208,9 +211,78 @@ pub fn action_name(a: Action) -> &'static str {
 }
 
 impl Server {
-    /// The status the API shows.
+    /// The status the API shows: the vm_state's, except `MIGRATING` for an active server
+    /// being live-migrated (as Nova maps them; a paused one stays `PAUSED`).
     pub fn status(&self) -> &'static str {
+        if self.vm_state == VmState::Active && self.task_state == Some(TaskState::Migrating) {
+            return "MIGRATING";
+        }
         self.vm_state.status()
+    }
+
+    /// Checks that a live migration may start now (ACTIVE or PAUSED, nothing else going on).
+    pub fn begin_live_migration(&self) -> Result<(), InvalidState> {
+        let refuse = |what: &'static str, state: &'static str| InvalidState {
+            action: "os-migrateLive",
+            id: self.id.clone(),
+            what,
+            state,
+        };
+        if let Some(t) = self.task_state {
+            return Err(refuse("task_state", t.name()));
+        }
+        match self.vm_state {
+            VmState::Active | VmState::Paused => Ok(()),
+            other => Err(refuse("vm_state", other.name())),
+        }
+    }
+
+    /// Applies the source agent's word on a live migration to `dest` (progress reports
+    /// change nothing here). `completed`: the server is at `host` (the destination) with
+    /// `ports`; `error` without `fault`: it still runs at `host` (the source) as before,
+    /// with a fault saying why; `error` with `fault`: it failed after the switch-over and
+    /// is in ERROR at `host`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_migration(
+        &mut self,
+        dest: &str,
+        status: MigrationStatus,
+        error: Option<&str>,
+        host: &str,
+        power: Option<Power>,
+        fault: Option<String>,
+        ports: Vec<PortInfo>,
+        now: i64,
+    ) {
+        if status.in_progress() || self.task_state != Some(TaskState::Migrating) {
+            return;
+        }
+        self.updated = now;
+        self.host = Some(host.to_string());
+        if !ports.is_empty() {
+            self.ports = ports;
+        }
+        if let Some(p) = power {
+            self.power = Some(p);
+        }
+        self.task_state = None;
+        if let Some(message) = fault {
+            self.vm_state = VmState::Error;
+            self.fault = Some(Fault { code: 500, message, created: now });
+            return;
+        }
+        self.vm_state = match self.power {
+            Some(Power::Paused) => VmState::Paused,
+            _ => VmState::Active,
+        };
+        self.fault = match status {
+            MigrationStatus::Completed => None,
+            _ => Some(Fault {
+                code: 500,
+                message: format!("Live migration to {dest} failed: {}", error.unwrap_or("unknown error")),
+                created: now,
+            }),
+        };
     }
 
     /// Checks that `action` is allowed now and returns the task state it starts.
@@ -222,7 +294,7 @@ impl Server {
             state,
         };
         if let Some(t) = self.task_state {
-            if action != Action::Delete || t == TaskState::Deleting {
+            if action != Action::Delete || matches!(t, TaskState::Deleting | TaskState::Migrating) {
                 return Err(refuse("task_state", t.name()));
             }
         }
@@ -283,6 +355,49 @@ impl Server {
             self.task_state = None;
         }
         true
+    }
+}
+
+/// A live migration as the API records it (Nova's `migrations` row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    /// Nova's integer id (1, 2, ...).
+    pub id: u64,
+    pub uuid: String,
+    pub server_id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub source_host: String,
+    pub dest_host: String,
+    /// The destination agent's address (Nova's `dest_host` is an address).
+    pub dest_address: String,
+    pub kind: MigrationKind,
+    pub status: MigrationStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub flavor_id: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl Migration {
+    /// Takes a progress or outcome report; progress never goes backwards and a finished
+    /// migration stays finished.
+    pub fn advance(&mut self, status: MigrationStatus, error: Option<String>, now: i64) {
+        let rank = |s: MigrationStatus| match s {
+            MigrationStatus::Queued => 0,
+            MigrationStatus::Preparing => 1,
+            MigrationStatus::Running => 2,
+            _ => 3,
+        };
+        if !self.status.in_progress() || rank(status) < rank(self.status) {
+            return;
+        }
+        self.status = status;
+        if error.is_some() {
+            self.error = error;
+        }
+        self.updated = now;
     }
 }
 
@@ -354,6 +469,60 @@ mod tests {
         assert_eq!(s.begin(Action::Delete), Ok(TaskState::Deleting));
         s.task_state = Some(TaskState::Deleting);
         assert!(s.begin(Action::Delete).is_err());
+    }
+
+    #[test]
+    fn live_migration_moves_the_server_or_leaves_a_fault() {
+        let mut s = server();
+        s.task_state = None;
+        s.vm_state = VmState::Suspended;
+        assert_eq!(
+            s.begin_live_migration().expect_err("suspended").to_string(),
+            "Cannot 'os-migrateLive' instance s1 while it is in vm_state suspended"
+        );
+        s.vm_state = VmState::Active;
+        s.host = Some("a".into());
+        assert!(s.begin_live_migration().is_ok());
+        s.task_state = Some(TaskState::Migrating);
+        assert_eq!(s.status(), "MIGRATING");
+        assert!(s.begin(Action::Pause).is_err() && s.begin(Action::Delete).is_err());
+        s.apply_migration("b", MigrationStatus::Running, None, "a", Some(Power::Running), None, vec![], 1);
+        assert_eq!((s.status(), s.host.as_deref()), ("MIGRATING", Some("a")));
+        s.apply_migration("b", MigrationStatus::Error, Some("no room"), "a", Some(Power::Running), None, vec![], 2);
+        assert_eq!((s.status(), s.host.as_deref(), s.task_state), ("ACTIVE", Some("a"), None));
+        assert_eq!(s.fault.as_ref().map(|f| f.message.as_str()), Some("Live migration to b failed: no room"));
+        s.task_state = Some(TaskState::Migrating);
+        s.apply_migration("b", MigrationStatus::Completed, None, "b", Some(Power::Running), None, vec![], 3);
+        assert_eq!((s.status(), s.host.as_deref(), s.fault.clone()), ("ACTIVE", Some("b"), None));
+        s.task_state = Some(TaskState::Migrating);
+        s.apply_migration("c", MigrationStatus::Error, Some("x"), "c", None, Some("after".into()), vec![], 4);
+        assert_eq!((s.status(), s.host.as_deref()), ("ERROR", Some("c")));
+    }
+
+    #[test]
+    fn migration_status_never_goes_back() {
+        let mut m = Migration {
+            id: 1,
+            uuid: "u".into(),
+            server_id: "s".into(),
+            project_id: "p".into(),
+            user_id: "u".into(),
+            source_host: "a".into(),
+            dest_host: "b".into(),
+            dest_address: "127.0.0.1".into(),
+            kind: MigrationKind::Block,
+            status: MigrationStatus::Queued,
+            error: None,
+            flavor_id: "1".into(),
+            created: 0,
+            updated: 0,
+        };
+        m.advance(MigrationStatus::Running, None, 1);
+        m.advance(MigrationStatus::Preparing, None, 2);
+        assert_eq!(m.status, MigrationStatus::Running);
+        m.advance(MigrationStatus::Error, Some("boom".into()), 3);
+        m.advance(MigrationStatus::Completed, None, 4);
+        assert_eq!((m.status, m.error.as_deref(), m.updated), (MigrationStatus::Error, Some("boom"), 3));
     }
 
     #[test]

@@ -78,6 +78,7 @@ mod tests {
                 enabled: true,
                 bridge: "br".into(),
                 datapath_id: 1,
+                shared_storage: String::new(),
             },
             alive: true,
             used: Capacity { vcpus: 0, ram_mb: used_ram, disk_gb: 0 },

@@ -9,6 +9,12 @@
 //! plugs the interface, then registers the port with that id, MAC and binding. For a
 //! NIC on an existing port it reads the port's MAC first and adopts it. A server whose
 //! port cannot be registered is torn down and reported with the fault.
+//!
+//! Live migration ([`migration`]): the source agent orchestrates, as Nova's source
+//! compute does; the destination agent prepares (INACTIVE port bindings on itself,
+//! interfaces, disk), then finishes or aborts.
+
+mod migration;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +36,7 @@ use crate::driver::{Driver, Machine, Nic};
 use crate::protocol::{
     Action, ActionRequest, Capacity, HostReport, PortInfo, Power, ServerReport, SpawnRequest, HEARTBEAT,
 };
+use migration::IncomingState;
 
 /// The agent's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -80,6 +87,22 @@ pub struct AgentConfig {
     /// Where the agent keeps its files.
     #[arg(long, default_value = "/var/lib/tenet-compute")]
     pub state_dir: PathBuf,
+    /// The name of the storage server disks live on when other hosts share it (hosts
+    /// reporting the same name live-migrate without copying disks); empty: local only.
+    #[arg(long, default_value = "")]
+    pub shared_storage: String,
+    /// libvirt: the URI other hosts' libvirt migrates this host's incoming servers to
+    /// (default: --libvirt-uri).
+    #[arg(long)]
+    pub libvirt_migration_uri: Option<String>,
+    /// Live migration: how long the source keeps its port bindings after the
+    /// destination's became ACTIVE (the network delivers to both places meanwhile).
+    #[arg(long, default_value_t = 1000)]
+    pub migration_grace_ms: u64,
+    /// namespace driver: how long a migrating namespace's old and new NICs are both down
+    /// (emulates the pause of a real VM's switch-over; 0: make before break).
+    #[arg(long, default_value_t = 0)]
+    pub ns_migration_pause_ms: u64,
 }
 
 /// The agent's credentials from the environment (an openrc of a service or admin user).
@@ -97,6 +120,8 @@ struct Agent {
     token: tokio::sync::Mutex<Option<String>>,
     /// Servers being built or changed: one operation at a time per server.
     busy: Mutex<HashMap<String, ()>>,
+    /// Migrations coming in, by migration id (prepared, not yet finished or aborted).
+    incoming: Mutex<HashMap<String, IncomingState>>,
 }
 
 impl Agent {
@@ -133,6 +158,7 @@ impl Agent {
             enabled: true,
             bridge: c.bridge.clone(),
             datapath_id: self.datapath_id,
+            shared_storage: c.shared_storage.clone(),
         };
         let token = self.token().await?;
         let body = serde_json::to_value(&report)?;
@@ -178,9 +204,13 @@ impl Agent {
     async fn spawn(self: Arc<Self>, req: SpawnRequest) {
         let id = req.server_id.clone();
         let report = match self.build(&req).await {
-            Ok(ports) => {
-                ServerReport { host: self.config.host.clone(), power: Some(Power::Running), fault: None, ports }
-            }
+            Ok(ports) => ServerReport {
+                host: self.config.host.clone(),
+                power: Some(Power::Running),
+                fault: None,
+                ports,
+                migration: None,
+            },
             Err(e) => {
                 tracing::warn!(server = %id, error = %format!("{e:#}"), "build failed; cleaning up");
                 let _ = self.teardown(&id).await;
@@ -189,6 +219,7 @@ impl Agent {
                     power: None,
                     fault: Some(format!("Build of instance {id} aborted: {e:#}")),
                     ports: vec![],
+                    migration: None,
                 }
             }
         };
@@ -309,14 +340,25 @@ impl Agent {
         self.config.state_dir.join(&self.config.host).join(format!("ports-{server_id}.json"))
     }
 
-    fn remember_created(&self, server_id: &str, port_id: &str) {
+    /// The ports the agent created for a server (see [`Agent::created_file`]).
+    fn created_ports(&self, server_id: &str) -> Vec<String> {
+        std::fs::read(self.created_file(server_id))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_created(&self, server_id: &str, ids: &[String]) {
         let path = self.created_file(server_id);
-        let mut ids: Vec<String> =
-            std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        ids.push(port_id.to_string());
-        if let Err(e) = serde_json::to_vec(&ids).map_err(std::io::Error::other).and_then(|b| std::fs::write(&path, b)) {
+        if let Err(e) = serde_json::to_vec(ids).map_err(std::io::Error::other).and_then(|b| std::fs::write(&path, b)) {
             tracing::warn!(server = server_id, error = %e, "cannot record the ports it created");
         }
+    }
+
+    fn remember_created(&self, server_id: &str, port_id: &str) {
+        let mut ids = self.created_ports(server_id);
+        ids.push(port_id.to_string());
+        self.write_created(server_id, &ids);
     }
 
     /// Removes the machine and the ports the agent created for it; ports the tenant made
@@ -331,8 +373,7 @@ impl Agent {
             .await?;
         let (mut registry, _) = connect_grpc(&self.config.netapi_grpc, &token).await?;
         let path = self.created_file(id);
-        let created: Vec<String> =
-            std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let created = self.created_ports(id);
         for p in ports["ports"].as_array().into_iter().flatten() {
             let Some(pid) = p["id"].as_str() else { continue };
             if created.iter().any(|c| c == pid) {
@@ -363,12 +404,14 @@ impl Agent {
                         power: Some(Power::Gone),
                         fault: None,
                         ports: vec![],
+                        migration: None,
                     },
                     Err(e) => ServerReport {
                         host: self.config.host.clone(),
                         power: None,
                         fault: Some(format!("delete failed: {e:#}")),
                         ports: vec![],
+                        migration: None,
                     },
                 };
                 return self.report_server(&id, &report).await;
@@ -377,15 +420,27 @@ impl Agent {
         let (driver, sid) = (self.driver.clone(), id.clone());
         let result = tokio::task::spawn_blocking(move || driver.set_power(&sid, power)).await;
         let report = match result {
-            Ok(Ok(())) => {
-                ServerReport { host: self.config.host.clone(), power: Some(power), fault: None, ports: vec![] }
-            }
-            Ok(Err(e)) => {
-                ServerReport { host: self.config.host.clone(), power: None, fault: Some(e.to_string()), ports: vec![] }
-            }
-            Err(e) => {
-                ServerReport { host: self.config.host.clone(), power: None, fault: Some(e.to_string()), ports: vec![] }
-            }
+            Ok(Ok(())) => ServerReport {
+                host: self.config.host.clone(),
+                power: Some(power),
+                fault: None,
+                ports: vec![],
+                migration: None,
+            },
+            Ok(Err(e)) => ServerReport {
+                host: self.config.host.clone(),
+                power: None,
+                fault: Some(e.to_string()),
+                ports: vec![],
+                migration: None,
+            },
+            Err(e) => ServerReport {
+                host: self.config.host.clone(),
+                power: None,
+                fault: Some(e.to_string()),
+                ports: vec![],
+                migration: None,
+            },
         };
         self.report_server(&id, &report).await;
     }
@@ -473,7 +528,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let datapath_id = bridge_datapath_id(&config.bridge)?;
     let state_dir = config.state_dir.join(&config.host);
     let driver: Arc<dyn Driver> = match config.driver.as_str() {
-        "namespace" => Arc::new(NamespaceDriver::new(&state_dir).map_err(|e| anyhow::anyhow!("{e}"))?),
+        "namespace" => Arc::new(
+            NamespaceDriver::new(&state_dir, std::time::Duration::from_millis(config.ns_migration_pause_ms))
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
         "libvirt" => Arc::new(
             LibvirtDriver::new(LibvirtConfig {
                 uri: config.libvirt_uri.clone(),
@@ -499,6 +557,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         datapath_id,
         token: tokio::sync::Mutex::new(None),
         busy: Mutex::new(HashMap::new()),
+        incoming: Mutex::new(HashMap::new()),
     });
     let heart = agent.clone();
     tokio::spawn(async move {
@@ -516,6 +575,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/servers", post(post_server))
         .route("/v1/servers/{id}/action", post(post_action))
+        .route("/v1/servers/{id}/migrate", post(migration::post_migrate))
+        .route("/v1/migrations/prepare", post(migration::post_prepare))
+        .route("/v1/migrations/abort", post(migration::post_abort))
+        .route("/v1/migrations/finish", post(migration::post_finish))
         .with_state(agent);
     axum::serve(listener, app).await.context("agent HTTP server")?;
     Ok(())

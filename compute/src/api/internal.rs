@@ -14,8 +14,8 @@ use super::error::{ApiError, ApiResult};
 use super::nova::{host_states, now_ms, HostRecord};
 use super::store::Table;
 use super::AppState;
-use crate::model::Server;
-use crate::protocol::{HostReport, ServerReport};
+use crate::model::{Migration, Server};
+use crate::protocol::{HostReport, Power, ServerReport};
 
 /// The routes under `/internal/v1`.
 pub fn routes() -> Router<AppState> {
@@ -81,10 +81,37 @@ async fn report_server(
     let _w = state.write().await;
     let mut s: Server =
         state.store.get(Table::Servers, &id).await?.ok_or_else(|| ApiError::not_found("Instance", &id))?;
+    if let Some(update) = &report.migration {
+        let now = now_unix();
+        let mut m: Migration = state
+            .store
+            .get(Table::Migrations, &update.migration_id)
+            .await?
+            .filter(|m: &Migration| m.server_id == id)
+            .ok_or_else(|| ApiError::not_found("Migration", &update.migration_id))?;
+        m.advance(update.status, update.error.clone(), now);
+        state.store.put(Table::Migrations, &m.uuid, &m.server_id, &m).await?;
+        s.apply_migration(
+            &m.dest_host,
+            update.status,
+            update.error.as_deref(),
+            &report.host,
+            report.power,
+            report.fault.clone(),
+            report.ports.clone(),
+            now,
+        );
+        state.store.put(Table::Servers, &id, &s.project_id, &s).await?;
+        tracing::info!(server = %id, migration = %m.uuid, status = m.status.name(), host = ?s.host, server_status = s.status(), "migration reported");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if s.host.as_deref().is_some_and(|h| h != report.host) {
         tracing::info!(server = %id, from = ?s.host, to = %report.host, "server reported by another host");
     }
-    s.ports = report.ports.clone();
+    // Action reports carry no ports: the server keeps those it has.
+    if !report.ports.is_empty() || report.power == Some(Power::Gone) {
+        s.ports = report.ports.clone();
+    }
     let keep = s.apply_report(&report.host, report.power, report.fault.clone(), now_unix());
     if keep {
         state.store.put(Table::Servers, &id, &s.project_id, &s).await?;

@@ -5,6 +5,7 @@
 //! - [`nova`]: versions, flavors, servers (create schedules and asks the agent to build),
 //!   server actions, hypervisors.
 //! - [`glance`]: images and their data (kept as files under `--images`).
+//! - [`migrations`]: live migration (`os-migrateLive`) and the migration records.
 //! - [`internal`]: host registration and server reports from agents.
 //! - [`auth`]: Keystone (netapi) validates every user token; cached for 5 s.
 //! - [`store`]: sqlx `Any` over SQLite, objects as JSON.
@@ -14,6 +15,7 @@ pub mod client;
 pub mod error;
 pub mod glance;
 pub mod internal;
+pub mod migrations;
 pub mod nova;
 pub mod store;
 

@@ -41,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/servers/detail", get(list_servers_detail))
         .route("/servers/{id}", get(get_server).delete(delete_server))
         .route("/servers/{id}/action", post(server_action))
+        .route("/servers/{id}/migrations", get(super::migrations::list_server_migrations))
+        .route("/servers/{id}/migrations/{mid}", get(super::migrations::show_server_migration))
+        .route("/os-migrations", get(super::migrations::list_migrations))
         .route("/os-hypervisors", get(list_hypervisors))
         .route("/os-hypervisors/detail", get(list_hypervisors))
 }
@@ -139,7 +142,8 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
 }
 
-fn links(state: &AppState, coll: &str, id: &str) -> Value {
+/// Nova's `self` and `bookmark` links of `{coll}/{id}`.
+pub fn links(state: &AppState, coll: &str, id: &str) -> Value {
     json!([
         {"rel": "self", "href": format!("{}/{coll}/{id}", state.compute_url())},
         {"rel": "bookmark", "href": format!("{}/compute/{coll}/{id}", state.public_url)},
@@ -389,10 +393,10 @@ fn server_body(state: &AppState, s: &Server, caller: &Caller, mv: Microversion) 
     if mv.0 >= 96 {
         b["pinned_availability_zone"] = Value::Null;
     }
-    if s.vm_state == VmState::Error {
-        if let Some(f) = &s.fault {
-            b["fault"] = json!({"code": f.code, "message": f.message, "created": iso8601(f.created)});
-        }
+    // Nova shows a fault in ERROR; a failed live migration leaves one on a server that
+    // still runs (cleared by its next successful operation).
+    if let Some(f) = &s.fault {
+        b["fault"] = json!({"code": f.code, "message": f.message, "created": iso8601(f.created)});
     }
     b
 }
@@ -447,7 +451,7 @@ async fn neutron_list(state: &AppState, token: &str, coll: &str, query: &str) ->
 }
 
 /// A server the caller may see, or 404.
-async fn visible_server(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Server> {
+pub async fn visible_server(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Server> {
     let s: Option<Server> = state.store.get(Table::Servers, id).await?;
     s.filter(|s| caller.is_admin() || s.project_id == caller.project_id)
         .ok_or_else(|| ApiError::not_found("Instance", id))
@@ -986,6 +990,10 @@ async fn server_action(
         "unpause" => Action::Unpause,
         "suspend" => Action::Suspend,
         "resume" => Action::Resume,
+        "os-migrateLive" => {
+            let args = req.get("os-migrateLive").cloned().unwrap_or(Value::Null);
+            return super::migrations::live_migrate(&state, &caller, &id, &args).await;
+        }
         other => return Err(ApiError::bad_request(format!("There is no such action: {other}"))),
     };
     let (url, before) = {

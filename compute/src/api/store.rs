@@ -14,7 +14,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 
 /// The migrations, embedded in the binary.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "migrations", include_str!("../../migrations/0002_migrations.sql")),
+];
 
 /// The tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub enum Table {
     Images,
     Servers,
     Hosts,
+    /// Live migrations, by UUID (owner: the server).
+    Migrations,
 }
 
 impl Table {
@@ -32,6 +37,7 @@ impl Table {
             Table::Images => "images",
             Table::Servers => "servers",
             Table::Hosts => "hosts",
+            Table::Migrations => "migrations",
         }
     }
 }
