@@ -540,7 +540,10 @@ async fn steering_objects_coerce_strings_and_refuse_deleting_used_parts(db: Db) 
             "chain_parameters": {"correlation": "mpls", "symmetric": "false"}}}),
         )
         .await;
-    assert_eq!(pc["port_chain"]["chain_parameters"], json!({"correlation": "mpls", "symmetric": false}));
+    assert_eq!(
+        pc["port_chain"]["chain_parameters"],
+        json!({"correlation": "mpls", "symmetric": false, "fail_mode": "closed"})
+    );
     for (path, kind) in [
         (format!("/v2.0/sfc/port_pair_groups/{ppg_id}"), "PortPairGroupInUse"),
         (format!("/v2.0/sfc/flow_classifiers/{fc_id}"), "FlowClassifierInUse"),
@@ -564,6 +567,19 @@ async fn steering_objects_coerce_strings_and_refuse_deleting_used_parts(db: Db) 
     );
     let pc_id = pc["port_chain"]["id"].as_str().expect("id");
     assert_eq!(api.call("DELETE", &format!("/v2.0/sfc/port_chains/{pc_id}"), &t, None).await.0, StatusCode::NO_CONTENT);
+    let (status, v, _) = api
+        .call(
+            "POST",
+            "/v2.0/sfc/port_chains",
+            &t,
+            Some(
+                &json!({"port_chain": {"port_pair_groups": [ppg_id], "chain_parameters": {"fail_mode": "sometimes"}}})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["NeutronError"]["message"].as_str().unwrap_or_default().contains("fail_mode"), "{v}");
     assert_eq!(
         api.call("DELETE", &format!("/v2.0/sfc/port_pair_groups/{ppg_id}"), &t, None).await.0,
         StatusCode::NO_CONTENT

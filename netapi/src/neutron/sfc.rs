@@ -317,7 +317,16 @@ async fn build(
                     coerce_bool(v).ok_or_else(|| ApiError::invalid_input(format!("symmetric {v} is not a boolean")))?
                 }
             };
-            b.insert("chain_parameters".into(), json!({"correlation": correlation, "symmetric": symmetric}));
+            // tenet's extension: what the chain does when a group has no live instance.
+            let fail_mode = match params.get("fail_mode") {
+                None | Some(Value::Null) => "closed".to_string(),
+                Some(Value::String(s)) if s == "open" || s == "closed" => s.clone(),
+                Some(v) => return Err(ApiError::invalid_input(format!("fail_mode {v} is not open or closed"))),
+            };
+            b.insert(
+                "chain_parameters".into(),
+                json!({"correlation": correlation, "symmetric": symmetric, "fail_mode": fail_mode}),
+            );
             let chain_id = match opt_int(obj, "chain_id")? {
                 Some(c) if (1..=65535).contains(&c) => c,
                 Some(c) => return Err(ApiError::invalid_input(format!("chain_id {c} is out of range 1..65535"))),
