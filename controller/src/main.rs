@@ -16,6 +16,8 @@ use tenet_controller::tenant::app::TenantApps;
 use tenet_controller::tenant::engine::{self, Tenant, TenantConfig};
 use tenet_controller::tenant::feed;
 
+#[path = "ips_ship.rs"]
+mod ips_ship;
 #[path = "verify_cli.rs"]
 mod verify;
 
@@ -134,6 +136,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow an IPS instance's Suricata eve.json and ship new events to a tenant-mode
+    /// controller, which attributes alerts and drops to tenant ports
+    /// (`GET /v1/ips/alerts?project_id=&port_id=`).
+    IpsShip {
+        /// The eve.json file (it may not exist yet).
+        #[arg(long, value_name = "FILE")]
+        eve: std::path::PathBuf,
+        /// The instance's networking-sfc port pair id.
+        #[arg(long, value_name = "ID")]
+        port_pair: String,
+        /// The controller's topology API.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8181")]
+        api: String,
+        /// Ship what the file holds now and exit.
+        #[arg(long)]
+        once: bool,
+        /// How often to look for new lines, milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        interval_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,8 +178,18 @@ fn init_logging(cli: &Cli) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Verify { api, json }) = &cli.command {
-        return verify::main(api, *json);
+    match &cli.command {
+        Some(Command::Verify { api, json }) => return verify::main(api, *json),
+        Some(Command::IpsShip { eve, port_pair, api, once, interval_ms }) => {
+            return ips_ship::main(&ips_ship::Options {
+                eve: eve.clone(),
+                port_pair: port_pair.clone(),
+                api: api.clone(),
+                once: *once,
+                interval: std::time::Duration::from_millis(*interval_ms),
+            })
+        }
+        None => {}
     }
     match start(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

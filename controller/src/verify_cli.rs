@@ -69,11 +69,22 @@ fn print_report(r: &serde_json::Value) {
 
 /// GET {api}/v1/verify over plain HTTP/1.1.
 fn fetch(api: &str) -> Result<serde_json::Value, String> {
+    call(api, "GET", "/v1/verify", None)
+}
+
+/// One request to the controller's API over plain HTTP/1.1; the JSON answer of a 200.
+pub fn call(api: &str, method: &str, path: &str, body: Option<&str>) -> Result<serde_json::Value, String> {
     let rest = api.strip_prefix("http://").ok_or_else(|| format!("{api}: only http:// URLs are supported"))?;
     let hostport = rest.trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(hostport)
         .map_err(|e| format!("cannot reach the controller at {hostport}: {e}"))?;
-    write!(s, "GET /v1/verify HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let body = body.unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf);

@@ -83,6 +83,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/tenant", get(tenant_status))
         .route("/v1/verify", get(verify))
+        .route("/v1/ips/events", post(ips_events))
+        .route("/v1/ips/alerts", get(ips_alerts))
         .fallback(|| async { ApiError::not_found("no such route; see /v1/openapi.json") })
         .with_state(state)
 }
@@ -257,6 +259,37 @@ fn tenant_of(st: &ApiState) -> Result<&Arc<crate::tenant::engine::Tenant>, ApiEr
 async fn tenant_status(State(st): State<ApiState>) -> ApiResult {
     let t = tenant_of(&st)?;
     Ok(Json(serde_json::to_value(t.status()).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Deserialize)]
+struct IpsEventsQuery {
+    port_pair: Option<String>,
+}
+
+/// `POST /v1/ips/events?port_pair=ID`: an IPS instance's EVE JSON lines; alert and
+/// drop events are attributed to ports and kept.
+async fn ips_events(State(st): State<ApiState>, Query(q): Query<IpsEventsQuery>, body: String) -> ApiResult {
+    let t = tenant_of(&st)?;
+    let pair = q.port_pair.filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad_request("port_pair is required"))?;
+    let view = t.view();
+    if !view.state.port_pairs.contains_key(&pair) {
+        return Err(ApiError::not_found(format!("port pair {pair} is unknown")));
+    }
+    let done = t.alerts.ingest(&view.state, &pair, &body);
+    Ok(Json(serde_json::to_value(done).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Deserialize)]
+struct IpsAlertsQuery {
+    project_id: Option<String>,
+    port_id: Option<String>,
+}
+
+/// `GET /v1/ips/alerts?project_id=&port_id=`: kept alerts, oldest first.
+async fn ips_alerts(State(st): State<ApiState>, Query(q): Query<IpsAlertsQuery>) -> ApiResult {
+    let t = tenant_of(&st)?;
+    let alerts = t.alerts.list(q.project_id.as_deref(), q.port_id.as_deref());
+    Ok(Json(json!({ "alerts": alerts })))
 }
 
 /// `GET /v1/verify`: reads every switch's flows and groups and proves isolation between

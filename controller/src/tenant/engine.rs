@@ -121,6 +121,8 @@ pub enum SwitchEvent {
 pub struct Tenant {
     pub network: Arc<Network>,
     pub config: TenantConfig,
+    /// IPS alerts shipped by instances, attributed to ports.
+    pub alerts: super::alerts::Alerts,
     view: RwLock<Arc<View>>,
     status: Mutex<Status>,
     events: mpsc::UnboundedSender<SwitchEvent>,
@@ -133,6 +135,7 @@ impl Tenant {
         Arc::new(Tenant {
             network,
             config,
+            alerts: super::alerts::Alerts::default(),
             view: RwLock::new(Arc::new(View::default())),
             status: Mutex::new(Status::default()),
             events: tx,

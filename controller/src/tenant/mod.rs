@@ -9,6 +9,8 @@
 //! - [`app`]: per-switch discovery input and the ARP/DHCP responders.
 //! - [`packet`]: ARP and DHCP frames.
 //! - [`verify`]: proves from installed flows that no packet crosses between networks.
+//! - [`alerts`]: IPS (Suricata EVE) alerts attributed to the tenant ports involved.
+pub mod alerts;
 pub mod app;
 pub mod compile;
 pub mod engine;
