@@ -94,7 +94,7 @@ impl Alerts {
     pub fn list(&self, project: Option<&str>, port: Option<&str>) -> Vec<Alert> {
         let Ok(kept) = self.kept.lock() else { return vec![] };
         kept.iter()
-            .filter(|a| project.is_none_or(|p| a.project_id.as_deref() == Some(p)))
+            .filter(|a| project.map_or(true, |p| a.project_id.as_deref() == Some(p)))
             .filter(|a| {
                 port.is_none_or(|p| a.src_port_id.as_deref() == Some(p) || a.dest_port_id.as_deref() == Some(p))
             })
