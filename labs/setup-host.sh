@@ -20,6 +20,7 @@ PACKAGES=(
   build-essential pkg-config
   postgresql python3-venv protobuf-compiler
   udhcpc cpio curl
+  busybox  # arping -U: gratuitous ARP after a namespace VM's live migration
 )
 # libvirt and QEMU come from bookworm-backports (the machine's qemu-utils does too);
 # so does Suricata 7, the inline IPS appliance (labs/ips-appliance.sh).
