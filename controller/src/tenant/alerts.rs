@@ -96,7 +96,7 @@ impl Alerts {
         kept.iter()
             .filter(|a| project.map_or(true, |p| a.project_id.as_deref() == Some(p)))
             .filter(|a| {
-                port.is_none_or(|p| a.src_port_id.as_deref() == Some(p) || a.dest_port_id.as_deref() == Some(p))
+                port.map_or(true, |p| a.src_port_id.as_deref() == Some(p) || a.dest_port_id.as_deref() == Some(p))
             })
             .cloned()
             .collect()
