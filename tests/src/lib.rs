@@ -7,6 +7,7 @@
 //! also when the test fails.
 
 pub mod compute;
+pub mod ips;
 pub mod netapi;
 pub mod tenant;
 
