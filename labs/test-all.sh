@@ -3,7 +3,9 @@
 # tests, and the end-to-end tests against real Open vSwitch and Mininet.
 #
 # The end-to-end tests need root and a running Open vSwitch (labs/setup-host.sh
-# installs and starts it); without them they fail with a message saying so.
+# installs and starts it); without them they fail with a message saying so. The IPS
+# tests (tests/tests/ips_appliance.rs, via labs/ips-appliance.sh) also need Suricata,
+# which labs/setup-host.sh installs too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
