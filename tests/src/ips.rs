@@ -7,7 +7,7 @@
 //! [`FORBIDDEN_PAYLOAD_SID`]; UDP: [`FORBIDDEN_PAYLOAD_UDP_SID`]) in either direction and pass
 //! everything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
@@ -42,6 +42,7 @@ pub struct IpsAppliance {
     pub in_if: String,
     /// Host end (OVS port) of the appliance's egress side.
     pub out_if: String,
+    eve: PathBuf,
     stopped: bool,
 }
 
@@ -95,13 +96,17 @@ impl IpsAppliance {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // A failed start removes what it made itself; nothing to stop here.
         appliance_cmd(&args)?;
-        Ok(IpsAppliance {
+        let mut ips = IpsAppliance {
             name: name.into(),
             bridge: bridge.into(),
             in_if: in_if.into(),
             out_if: out_if.into(),
+            eve: PathBuf::new(),
             stopped: false,
-        })
+        };
+        // From here on, Drop stops the appliance whatever happens.
+        ips.eve = PathBuf::from(appliance_cmd(&["eve", name])?.trim());
+        Ok(ips)
     }
 
     /// SIGKILLs Suricata only (a dead appliance): the ports stay on the bridge, so
@@ -124,10 +129,8 @@ impl IpsAppliance {
     }
 
     /// The appliance's eve.json (Suricata's JSON event log).
-    pub fn eve_path(&self) -> PathBuf {
-        PathBuf::from(std::env::var("TENET_IPS_DIR").unwrap_or_else(|_| "/run/tenet-ips".into()))
-            .join(&self.name)
-            .join("log/eve.json")
+    pub fn eve_path(&self) -> &Path {
+        &self.eve
     }
 
     /// The events in eve.json so far, oldest first (none when there is no log yet; a line
