@@ -14,7 +14,7 @@ use serde_json::Value;
 use tenet_netapi::client::{Method, Rest, StatusCode};
 
 use crate::netapi::NetApi;
-use crate::unique_prefix;
+use crate::{repo_root, unique_prefix};
 
 /// A running `tenet-compute api` on a temp SQLite database; stopped on drop.
 pub struct ComputeApi {
@@ -364,6 +364,18 @@ impl Drop for Hypervisors {
             eprintln!("{}", self.logs());
         }
         for id in self.tracked() {
+            // Interfaces of a migration cut short (both veth ends in the root namespace).
+            if let Ok(out) = Command::new("ovs-vsctl")
+                .args(["--columns=name", "--format=csv", "--no-headings", "find", "interface"])
+                .arg(format!("external_ids:vm-id={id}"))
+                .output()
+            {
+                for name in String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_matches('"')) {
+                    if !name.is_empty() && std::path::Path::new("/sys/class/net").join(name).exists() {
+                        let _ = Command::new("ip").args(["link", "del", name]).status();
+                    }
+                }
+            }
             // A libvirt server of a failed test: its domain goes too.
             let dom = format!("tenet-{id}");
             if Command::new("virsh")
@@ -439,4 +451,154 @@ pub fn server_create(
     args.extend_from_slice(extra);
     args.extend_from_slice(&["-f", "json", name]);
     cli.run(&args)
+}
+
+/// `openstack --os-compute-api-version 2.30 server migrate --live-migration [--host HOST]
+/// EXTRA... SERVER` (EXTRA e.g. `--wait`, `--block-migration`, `--shared-migration`); the
+/// CLI's output, whatever its exit status.
+pub fn live_migrate(
+    cli: &crate::netapi::Cli,
+    server: &str,
+    host: Option<&str>,
+    extra: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut args = vec!["--os-compute-api-version", "2.30", "server", "migrate", "--live-migration"];
+    if let Some(h) = host {
+        args.extend(["--host", h]);
+    }
+    args.extend_from_slice(extra);
+    args.push(server);
+    cli.run(&args)
+}
+
+/// `openstack --os-compute-api-version 2.80 server migration list [ARGS]` as JSON rows.
+pub fn migration_list(cli: &crate::netapi::Cli, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let mut all = vec!["--os-compute-api-version", "2.80", "server", "migration", "list"];
+    all.extend_from_slice(args);
+    Ok(cli.json(&all)?.as_array().cloned().unwrap_or_default())
+}
+
+/// The port's bindings (`GET /v2.0/ports/{id}/bindings` as the admin): each with `host`
+/// and `status`. Not for use inside an async runtime.
+pub fn port_bindings(netapi: &NetApi, port: &str) -> anyhow::Result<Vec<Value>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let token = netapi.admin_token().await?;
+        let b = netapi
+            .rest()
+            .expect(StatusCode::OK, Method::GET, &format!("/v2.0/ports/{port}/bindings"), Some(&token), None)
+            .await?;
+        Ok(b["bindings"].as_array().cloned().unwrap_or_default())
+    })
+}
+
+/// The OVS bridge an interface is a port of, if any.
+pub fn bridge_of(interface: &str) -> Option<String> {
+    let out = Command::new("ovs-vsctl").args(["port-to-br", interface]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Whether a network interface exists in the root namespace.
+pub fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// A ping flood (`ping -i INTERVAL`) from a namespace, running until [`PingFlood::stop`]
+/// (killed on drop).
+pub struct PingFlood {
+    child: Option<Child>,
+}
+
+impl PingFlood {
+    /// Starts pinging `ip` from namespace `ns` every `interval` seconds (e.g. "0.01").
+    pub fn start(ns: &str, ip: &str, interval: &str) -> anyhow::Result<PingFlood> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "ping", "-n", "-q", "-i", interval, "-W", "1", ip])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting ping")?;
+        Ok(PingFlood { child: Some(child) })
+    }
+
+    /// Stops it (SIGINT: ping prints its summary) and returns (sent, received).
+    pub fn stop(mut self) -> anyhow::Result<(u64, u64)> {
+        let child = self.child.take().context("already stopped")?;
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let out = child.wait_with_output().context("waiting for ping")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let number = |suffix: &str| -> Option<u64> {
+            text.split(',')
+                .find_map(|p| p.trim().split_once(' ').filter(|(_, w)| w.starts_with(suffix)).map(|(n, _)| n))?
+                .parse()
+                .ok()
+        };
+        match (number("packets transmitted"), number("received")) {
+            (Some(s), Some(r)) => Ok((s, r)),
+            _ => bail!("ping printed no summary: {text}{}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+}
+
+impl Drop for PingFlood {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Another libvirt daemon on this machine (`labs/libvirtd-second.sh`: libvirtd and virtlogd
+/// in a private mount namespace), the destination of libvirt migrations in a lab. Its
+/// domains, daemons, QEMUs and directory go on drop, also when the test fails.
+pub struct SecondLibvirtd {
+    dir: PathBuf,
+    /// `qemu+unix:///system?socket=...`.
+    pub uri: String,
+}
+
+impl SecondLibvirtd {
+    pub fn start() -> anyhow::Result<SecondLibvirtd> {
+        let dir = PathBuf::from(format!("/tmp/tenet-lv-{}-{}", std::process::id(), unique_prefix()));
+        let script = repo_root().join("labs/libvirtd-second.sh");
+        let out = Command::new(&script).arg("start").arg(&dir).output().context("running labs/libvirtd-second.sh")?;
+        // From here on Drop stops whatever started.
+        let mut daemon = SecondLibvirtd { dir, uri: String::new() };
+        if !out.status.success() {
+            bail!("labs/libvirtd-second.sh start failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        daemon.uri = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+        if !daemon.uri.starts_with("qemu+unix://") {
+            bail!("labs/libvirtd-second.sh printed no URI: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(daemon)
+    }
+
+    /// The names of the domains it runs (`virsh list --name`).
+    pub fn domains(&self) -> Vec<String> {
+        domains(&self.uri)
+    }
+}
+
+impl Drop for SecondLibvirtd {
+    fn drop(&mut self) {
+        let script = repo_root().join("labs/libvirtd-second.sh");
+        match Command::new(&script).arg("stop").arg(&self.dir).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("labs/libvirtd-second.sh stop: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("labs/libvirtd-second.sh stop: {e}"),
+        }
+    }
+}
+
+/// The names of the running domains at libvirt `uri`.
+pub fn domains(uri: &str) -> Vec<String> {
+    Command::new("virsh")
+        .args(["-q", "-c", uri, "list", "--name"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        })
+        .unwrap_or_default()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tenet_netapi::client::{Method, Rest, StatusCode};
-use tenet_tests::compute::{ComputeApi, StandInAgent};
+use tenet_tests::compute::{live_migrate, migration_list, ComputeApi, StandInAgent};
 use tenet_tests::netapi::{Cli, NetApi};
 use tenet_tests::{free_addr, unique_prefix, wait_until};
 
@@ -365,5 +365,230 @@ fn the_instance_quota_is_enforced() -> anyhow::Result<()> {
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let err = admin.fails(&["server", "create", "--image", "qimg", "--flavor", "m1.nano", "--network", "q1", "two"])?;
     assert!(err.contains("Quota exceeded for instances"), "{err}");
+    Ok(())
+}
+
+/// Registers (or heartbeats) a stand-in host.
+async fn register(
+    rest: &Rest,
+    token: &str,
+    host: &str,
+    url: &str,
+    driver: &str,
+    enabled: bool,
+    shared: &str,
+) -> anyhow::Result<()> {
+    let body = json!({
+        "host": host, "url": url, "driver": driver,
+        "capacity": {"vcpus": 4, "ram_mb": 4096, "disk_gb": 40},
+        "enabled": enabled, "bridge": format!("br-{host}"), "datapath_id": 1, "shared_storage": shared,
+    });
+    rest.expect(StatusCode::NO_CONTENT, Method::POST, "/internal/v1/hosts", Some(token), Some(&body)).await?;
+    Ok(())
+}
+
+/// Sends a source agent's migration report.
+/// `update` is (migration id, status, error).
+async fn migration_report(
+    rest: &Rest,
+    token: &str,
+    id: &str,
+    host: &str,
+    (migration, status, error): (&str, &str, Option<&str>),
+    ports: Value,
+) -> anyhow::Result<()> {
+    let body = json!({"host": host, "power": "running", "fault": null, "ports": ports,
+        "migration": {"migration_id": migration, "status": status, "error": error}});
+    rest.expect(StatusCode::NO_CONTENT, Method::PUT, &format!("/internal/v1/servers/{id}"), Some(token), Some(&body))
+        .await?;
+    Ok(())
+}
+
+/// `openstack server migrate --live-migration` through the real CLI (microversion 2.30):
+/// admin only, Nova's 400/409 checks, then the API's half of the migration protocol with
+/// STAND-IN agents (the test sends the source agent's reports): the migrate request, the
+/// MIGRATING status, progress, completion (the server moves) and failure (it stays, with a
+/// fault), and the records through `openstack server migration list`.
+#[test]
+fn live_migration_is_checked_then_driven_by_the_source_agents_reports() -> anyhow::Result<()> {
+    let cloud = Cloud::start()?;
+    let admin = &cloud.admin;
+    let alice = cloud.member("p1", "alice")?;
+    let net = alice.json(&["network", "create", "net1"])?;
+    let net_id = net["id"].as_str().unwrap_or_default().to_string();
+    alice.json(&["subnet", "create", "--network", "net1", "--subnet-range", "10.1.0.0/24", "sub1"])?;
+    cloud.image(&alice, "cirros", b"disk bytes")?;
+    let (a, b, c) = (StandInAgent::start()?, StandInAgent::start()?, StandInAgent::start()?);
+    let rt = runtime()?;
+    let rest = cloud.rest();
+    let service = rt.block_on(cloud.netapi.rest().password_token("nova", "novapw", "admin"))?;
+    // standin-1 and -2 (namespace), standin-lv (libvirt), standin-off (disabled).
+    let hosts = |shared: &str| -> anyhow::Result<()> {
+        rt.block_on(async {
+            register(&rest, &service, "standin-1", &a.url, "namespace", true, shared).await?;
+            register(&rest, &service, "standin-2", &b.url, "namespace", true, shared).await?;
+            register(&rest, &service, "standin-lv", &c.url, "libvirt", true, "").await?;
+            register(&rest, &service, "standin-off", &c.url, "namespace", false, "").await
+        })
+    };
+    hosts("")?;
+    let out = alice.run(&[
+        "--os-compute-api-version",
+        "2.74",
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.tiny",
+        "--network",
+        "net1",
+        "vm1",
+    ])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vm = alice.json(&["server", "show", "vm1"])?;
+    let id = vm["id"].as_str().unwrap_or_default().to_string();
+    assert!(wait_until(Duration::from_secs(10), || a.received().iter().any(|r| r.path == "/v1/servers")));
+    let ports = json!([{"port_id": "p-1", "network_id": net_id, "mac": "fa:16:3e:00:00:01", "ips": ["10.1.0.5"], "interface": "tapp-1"}]);
+    rt.block_on(report(&rest, &service, &id, Some("running"), ports.clone()))?;
+
+    // Only admins live-migrate (Nova's policy).
+    let e = alice.fails(&[
+        "--os-compute-api-version",
+        "2.30",
+        "server",
+        "migrate",
+        "--live-migration",
+        "--host",
+        "standin-2",
+        "vm1",
+    ])?;
+    assert!(e.contains("Policy doesn't allow os_compute_api:os-migrate-server:migrate_live"), "{e}");
+    // Nova's checks of the destination, each a 400 with its reason.
+    for (host, extra, wanted) in [
+        ("nowhere", "", "Compute host nowhere could not be found."),
+        ("standin-1", "", &format!("Unable to migrate instance ({id}) to current host (standin-1).") as &str),
+        ("standin-off", "", "Compute service of standin-off is unavailable at this time"),
+        ("standin-lv", "", "Host standin-lv runs the libvirt driver and the instance's host standin-1 runs namespace"),
+        ("standin-2", "--shared-migration", "standin-2 is not on shared storage: Shared storage live-migration requires either shared storage or boot-from-volume with no local disks."),
+    ] {
+        let extra: Vec<&str> = extra.split_whitespace().collect();
+        let out = live_migrate(admin, &id, Some(host), &extra)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(wanted), "--host {host} {extra:?}: {err}");
+        assert!(err.contains("BadRequestException: 400"), "--host {host}: {err}");
+    }
+    assert!(!a.received().iter().any(|r| r.path.ends_with("/migrate")), "nothing reached the agent");
+    // Not ACTIVE/PAUSED: 409.
+    alice.ok(&["server", "suspend", "vm1"])?;
+    rt.block_on(report(&rest, &service, &id, Some("suspended"), ports.clone()))?;
+    let out = live_migrate(admin, &id, Some("standin-2"), &[])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Cannot 'os-migrateLive' instance {id} while it is in vm_state suspended")), "{err}");
+    assert!(err.contains("ConflictException: 409"), "{err}");
+    alice.ok(&["server", "resume", "vm1"])?;
+    rt.block_on(report(&rest, &service, &id, Some("running"), ports.clone()))?;
+
+    // Accepted: a queued migration, the server MIGRATING, the source agent asked.
+    hosts("")?;
+    let out = live_migrate(admin, &id, Some("standin-2"), &[])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent = a.received().into_iter().find(|r| r.path == format!("/v1/servers/{id}/migrate")).map(|r| r.body);
+    let sent = sent.expect("the source agent got the migrate request");
+    assert_eq!(sent["dest_host"], "standin-2");
+    assert_eq!(sent["dest_url"], b.url.as_str());
+    assert_eq!(sent["kind"], "block", "no shared storage: auto means block migration");
+    assert_eq!(sent["power"], "running");
+    assert_eq!(sent["ports"][0]["port_id"], "p-1");
+    let migration = sent["migration_id"].as_str().unwrap_or_default().to_string();
+    let shown = admin.json(&["server", "show", &id])?;
+    assert_eq!(
+        (shown["status"].as_str(), shown["OS-EXT-STS:task_state"].as_str()),
+        (Some("MIGRATING"), Some("migrating"))
+    );
+    let again = live_migrate(admin, &id, Some("standin-2"), &[])?;
+    assert!(String::from_utf8_lossy(&again.stderr).contains("task_state migrating"), "one migration at a time");
+    let list = migration_list(admin, &["--server", &id])?;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["Status"], "queued");
+    assert_eq!(list[0]["UUID"], migration.as_str());
+    assert_eq!(list[0]["Type"], "live-migration");
+    assert_eq!(
+        (list[0]["Source Compute"].as_str(), list[0]["Dest Compute"].as_str()),
+        (Some("standin-1"), Some("standin-2"))
+    );
+    // Progress, seen through the server's migrations (in progress only).
+    rt.block_on(migration_report(&rest, &service, &id, "standin-1", (&migration, "preparing", None), ports.clone()))?;
+    rt.block_on(migration_report(&rest, &service, &id, "standin-1", (&migration, "running", None), ports.clone()))?;
+    // By UUID: OSC 10.5 lists the server's migrations and picks it (by integer id it swaps
+    // the server and migration ids in the URL: /servers/<migration id>/migrations/<server id>).
+    let one = admin.json(&["--os-compute-api-version", "2.80", "server", "migration", "show", &id, &migration])?;
+    assert_eq!((one["Status"].as_str(), one["Dest Compute"].as_str()), (Some("running"), Some("standin-2")), "{one}");
+    // Completed: the server is at the destination, on its new interface.
+    let moved = json!([{"port_id": "p-1", "network_id": net_id, "mac": "fa:16:3e:00:00:01", "ips": ["10.1.0.5"], "interface": "tmvp-1"}]);
+    rt.block_on(migration_report(&rest, &service, &id, "standin-2", (&migration, "completed", None), moved))?;
+    let shown = admin.json(&["server", "show", &id])?;
+    assert_eq!((shown["status"].as_str(), shown["OS-EXT-SRV-ATTR:host"].as_str()), (Some("ACTIVE"), Some("standin-2")));
+    assert!(shown["OS-EXT-STS:task_state"].is_null(), "{shown}");
+    assert!(shown["addresses"].to_string().contains("10.1.0.5"), "{shown}");
+    let e = admin.fails(&["--os-compute-api-version", "2.80", "server", "migration", "show", &id, &migration])?;
+    assert!(e.contains("is not found"), "{e}");
+    let mid = list[0]["Id"].as_u64().unwrap_or_default();
+    let admin_token = rt.block_on(cloud.netapi.admin_token())?;
+    let done = rt.block_on(rest.call(
+        Method::GET,
+        &format!("/compute/v2.1/servers/{id}/migrations/{mid}"),
+        Some(&admin_token),
+        None,
+    ))?;
+    assert_eq!(done.status, StatusCode::NOT_FOUND);
+    assert!(
+        done.body["itemNotFound"]["message"].as_str().is_some_and(|m| m.contains("is not in progress")),
+        "{}",
+        done.body
+    );
+
+    // Without --host the scheduler picks among the other hosts of the same driver: standin-1.
+    // The source agent fails it: the server stays, ACTIVE, with a fault saying why.
+    hosts("")?;
+    let out = live_migrate(admin, &id, None, &["--block-migration"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent = b.received().into_iter().find(|r| r.path == format!("/v1/servers/{id}/migrate")).map(|r| r.body);
+    let sent = sent.expect("the new source (standin-2) got the migrate request");
+    assert_eq!(sent["dest_host"], "standin-1");
+    let second = sent["migration_id"].as_str().unwrap_or_default().to_string();
+    rt.block_on(migration_report(
+        &rest,
+        &service,
+        &id,
+        "standin-2",
+        (&second, "error", Some("no room for it")),
+        json!([]),
+    ))?;
+    let shown = admin.json(&["server", "show", &id])?;
+    assert_eq!((shown["status"].as_str(), shown["OS-EXT-SRV-ATTR:host"].as_str()), (Some("ACTIVE"), Some("standin-2")));
+    assert_eq!(shown["fault"]["message"], "Live migration to standin-1 failed: no room for it", "{shown}");
+    assert_eq!(shown["fault"]["code"], 500);
+    let statuses: Vec<String> =
+        migration_list(admin, &[])?.iter().map(|m| m["Status"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(statuses, ["error", "completed"], "newest first");
+    assert_eq!(migration_list(admin, &["--status", "error"])?.len(), 1);
+    assert_eq!(migration_list(admin, &["--host", "standin-1"])?.len(), 2);
+    assert_eq!(migration_list(admin, &["--type", "live-migration", "--server", &id])?.len(), 2);
+    let e = alice.fails(&["server", "migration", "list"])?;
+    assert!(e.contains("Policy doesn't allow"), "{e}");
+
+    // Shared storage: "auto" is a live migration; --block-migration is refused.
+    hosts("nfs1")?;
+    let out = live_migrate(admin, &id, Some("standin-1"), &["--block-migration"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("standin-1 is not on local storage: Block migration can not be used with shared storage."),
+        "{err}"
+    );
+    let out = live_migrate(admin, &id, Some("standin-1"), &[])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sent = b.received().into_iter().rfind(|r| r.path.ends_with("/migrate")).map(|r| r.body);
+    assert_eq!(sent.map(|s| s["kind"].clone()), Some(json!("live")));
     Ok(())
 }
