@@ -364,7 +364,7 @@ async fn snapshot_then_live_changes(api: NetApi) -> anyhow::Result<()> {
     let nets = by_kind("network");
     ensure!(nets.len() == 1 && nets[0].id == s.net, "{nets:?}");
     let net = json_of(&nets[0].json)?;
-    ensure!(net["provider:segmentation_id"].as_i64().is_some_and(|v| (1..=4094).contains(&v)), "{net}");
+    ensure!(net["provider:segmentation_id"].as_i64().is_some_and(|v| (1..=3999).contains(&v)), "{net}");
     let subnets = by_kind("subnet");
     ensure!(subnets.len() == 1 && json_of(&subnets[0].json)?["cidr"] == json!("10.0.0.0/16"));
     let ports = by_kind("port");

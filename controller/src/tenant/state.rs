@@ -291,8 +291,13 @@ impl State {
                 let seg = v.get("provider:segmentation_id").and_then(Value::as_u64).unwrap_or(0);
                 let segment = u16::try_from(seg)
                     .ok()
-                    .filter(|s| (1..=4094).contains(s))
-                    .ok_or_else(|| reject(format!("segmentation id {seg} is not a VLAN id 1..4094")))?;
+                    .filter(|s| (1..super::compile::steer::FIRST_VID).contains(s))
+                    .ok_or_else(|| {
+                        reject(format!(
+                            "segmentation id {seg} is not a VLAN id 1..{} (the rest carry IPS steering)",
+                            super::compile::steer::FIRST_VID - 1
+                        ))
+                    })?;
                 let mtu = v.get("mtu").and_then(Value::as_u64).and_then(|m| u16::try_from(m).ok());
                 touched.networks.insert(id.to_string());
                 self.networks.insert(

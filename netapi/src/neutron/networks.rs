@@ -1,4 +1,5 @@
-//! Networks, each with a segment: a VLAN id (1..4094) the controller tags the network's
+//! Networks, each with a segment: a VLAN id (1..3999; the controller keeps 4000..4094 to
+//! carry steered traffic to IPS instances) the controller tags the network's
 //! traffic with on fabric links, allocated at creation (lowest free) and shown to admins
 //! as Neutron's provider attributes (`provider:network_type`, `provider:segmentation_id`).
 
@@ -40,7 +41,7 @@ const UPDATE_FIELDS: &[&str] =
 const DEFAULT_MTU: i64 = 1450;
 
 /// The segment ids networks get.
-const SEGMENTS: std::ops::RangeInclusive<i64> = 1..=4094;
+const SEGMENTS: std::ops::RangeInclusive<i64> = 1..=3999;
 
 /// The provider attributes, which only admins see (as in Neutron).
 const PROVIDER_ATTRS: &[&str] = &["provider:network_type", "provider:physical_network", "provider:segmentation_id"];

@@ -6,7 +6,7 @@
 //! | 110 | in_port=edge, vlan none, eth_src=port MAC, RARP | output CONTROLLER (a migrated VM announcing itself) |
 //! | 110 | in_port=fabric, vlan=segment, priority 7 (a network with a migrating port) | pop VLAN, metadata=segment+copy bit, goto 30 |
 //! | 1000 | in_port=IPS instance port, eth_src=probe MAC | output CONTROLLER (health probe came through) |
-//! | 120 | in_port=fabric, MPLS label of an IPS instance port | pop MPLS, output the port (or on towards its switch) |
+//! | 120 | in_port=fabric, VLAN id of an IPS instance port (4000-4094) | pop VLAN, output the port (or on towards its switch) |
 //! | 100 | in_port=IPS instance port, vlan none, IPv4 | metadata=segment, goto 20 |
 //! | 100 | in_port=edge, vlan none, eth_src=port MAC, IPv4 src=port IP (or an allowed address pair) | metadata=segment, goto 10 |
 //! | 100 | in_port=edge, vlan none, ARP with sha=port MAC, spa=port IP | metadata=segment, goto 10 |

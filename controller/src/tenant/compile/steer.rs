@@ -18,9 +18,10 @@
 //! "A group" is: no live instance: fail-open chains pass the hop by, fail-closed ones
 //! drop; one: deliver; more: `multipath` into reg0, the selection's number into
 //! metadata bits 48-62, goto 21. Delivering to an instance port on this switch is an
-//! output; on another switch the frame is sent towards it as MPLS with the port's label
-//! instead of the network's VLAN (same frame size), and the port's switch pops the
-//! label and outputs (table 0, see [`classify`](super::classify)).
+//! output; on another switch the frame is sent towards it tagged with the port's own
+//! VLAN id (4000-4094, which netapi never gives a network) instead of the network's, so
+//! the frame does not grow, and the port's switch pops the tag and outputs (table 0,
+//! see [`classify`](super::classify)).
 //!
 //! Instance ports are not tenant endpoints: no anti-spoofing, no security groups, no
 //! floods; table 0 takes only IPv4 (and the controller's health probes) from them.
@@ -47,9 +48,10 @@ pub const SELECT_SHIFT: u32 = 48;
 pub const SELECT_MASK: u64 = 0x7fff << SELECT_SHIFT;
 /// The register `multipath` writes the chosen instance into.
 pub const SELECT_REG: u8 = 0;
-/// MPLS labels of instance ports start here (0-15 are reserved).
-pub const FIRST_LABEL: u32 = 16;
-pub const ETH_MPLS: u16 = 0x8847;
+/// Fabric VLAN ids that carry a frame to an instance port: netapi gives networks
+/// segments below this, so 95 instance ports can be reached across the fabric.
+pub const FIRST_VID: u16 = 4000;
+pub const LAST_VID: u16 = 4094;
 
 /// An instance (port pair) whose ports are both placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +83,8 @@ pub struct Chain {
 pub struct Steering {
     /// Ports of IPS instances (not tenant endpoints).
     pub ports: BTreeSet<String>,
-    /// The MPLS label that carries a frame across the fabric to an instance port.
-    pub labels: BTreeMap<String, u32>,
+    /// The fabric VLAN id that carries a frame to an instance port.
+    pub vids: BTreeMap<String, u16>,
     pub chains: Vec<Chain>,
     /// Why chains were not compiled.
     pub problems: Vec<String>,
@@ -102,8 +104,15 @@ impl Steering {
             s.ports.insert(pair.ingress.clone());
             s.ports.insert(pair.egress.clone());
         }
-        for (i, id) in s.ports.iter().enumerate() {
-            s.labels.insert(id.clone(), FIRST_LABEL + i as u32);
+        for (vid, id) in (FIRST_VID..=LAST_VID).zip(s.ports.iter()) {
+            s.vids.insert(id.clone(), vid);
+        }
+        if s.ports.len() > s.vids.len() {
+            s.problems.push(format!(
+                "{} IPS instance ports, only {} can be reached across the fabric (VLAN ids {FIRST_VID}-{LAST_VID})",
+                s.ports.len(),
+                s.vids.len()
+            ));
         }
         for (index, chain) in state.port_chains.values().enumerate() {
             match resolve(state, chain, placed, dead, &segment_of, index) {
@@ -340,27 +349,18 @@ impl Ctx<'_> {
         }
     }
 
-    /// Into an instance port: output here, or MPLS towards its switch.
+    /// Into an instance port: output here, or tagged with its VLAN id towards its switch.
     fn deliver(&self, (port_id, at): &(String, Placement)) -> Vec<Instruction> {
         if at.dpid == self.dpid {
             return vec![Instruction::ApplyActions(vec![Action::Output { port: at.ofport, max_len: 0 }])];
         }
-        let (Some(&next), Some(&label)) =
-            (self.plan.fabric.next_hop.get(&(self.dpid, at.dpid)), self.plan.steering.labels.get(port_id))
+        let (Some(&next), Some(&vid)) =
+            (self.plan.fabric.next_hop.get(&(self.dpid, at.dpid)), self.plan.steering.vids.get(port_id))
         else {
             return vec![];
         };
-        vec![Instruction::ApplyActions(mpls_output(label, next))]
+        vec![Instruction::ApplyActions(super::forward::tagged_output(vid, next))]
     }
-}
-
-/// Out of fabric port `port` as MPLS with `label` (the frame's VLAN-free form).
-pub fn mpls_output(label: u32, port: u32) -> Vec<Action> {
-    vec![
-        Action::PushMpls(ETH_MPLS),
-        Action::SetField(Oxm::basic(ofb::MPLS_LABEL, &label.to_be_bytes())),
-        Action::Output { port, max_len: 0 },
-    ]
 }
 
 /// The source MAC of the controller's health probes through IPS instances.
@@ -369,8 +369,8 @@ pub const PRIO_PROBE: u16 = 1000;
 pub const PRIO_LABEL: u16 = 120;
 
 /// Table 0 for steering: what instance ports may send (IPv4 into table 20; probes to
-/// the controller), and MPLS frames from fabric ports towards the instance port their
-/// label names.
+/// the controller), and frames tagged with an instance port's VLAN id from fabric ports
+/// towards that port.
 pub fn classify(state: &State, plan: &Plan, dpid: u64, ports: &super::SwitchPorts, out: &mut SwitchFlows) {
     for port_id in &plan.steering.ports {
         let (Some(port), Some(at)) = (state.ports.get(port_id), plan.placed.get(port_id)) else { continue };
@@ -392,9 +392,9 @@ pub fn classify(state: &State, plan: &Plan, dpid: u64, ports: &super::SwitchPort
                 super::classify::enter(net.segment, table::STEER),
             );
         }
-        let Some(&label) = plan.steering.labels.get(port_id) else { continue };
+        let Some(&vid) = plan.steering.vids.get(port_id) else { continue };
         let onward = if at.dpid == dpid {
-            vec![Action::PopMpls(ETH_IPV4), Action::Output { port: at.ofport, max_len: 0 }]
+            vec![Action::PopVlan, Action::Output { port: at.ofport, max_len: 0 }]
         } else if let Some(&next) = plan.fabric.next_hop.get(&(dpid, at.dpid)) {
             vec![Action::Output { port: next, max_len: 0 }]
         } else {
@@ -407,7 +407,7 @@ pub fn classify(state: &State, plan: &Plan, dpid: u64, ports: &super::SwitchPort
             out.add(
                 table::CLASSIFY,
                 PRIO_LABEL,
-                vec![Oxm::in_port(link), Oxm::eth_type(ETH_MPLS), Oxm::basic(ofb::MPLS_LABEL, &label.to_be_bytes())],
+                vec![Oxm::in_port(link), Oxm::vlan_vid(super::classify::VLAN_PRESENT | vid)],
                 c,
                 vec![Instruction::ApplyActions(onward.clone())],
             );
@@ -499,12 +499,12 @@ mod tests {
         with_chain(&mut st, &[("ips", 4)], true, "closed");
         let p = plan(&st, &[]);
         assert!(p.steering.problems.is_empty(), "{:?}", p.steering.problems);
-        let (l_in, l_out) = (p.steering.labels["ips-in"], p.steering.labels["ips-out"]);
+        let (l_in, l_out) = (p.steering.vids["ips-in"], p.steering.vids["ips-out"]);
         let s1 = super::super::compile_switch(&st, &p, 1);
-        // Forward: r1's tcp/80 leaves switch 1 as MPLS for the instance's ingress port.
+        // Forward: r1's tcp/80 leaves switch 1 tagged for the instance's ingress port.
         assert_eq!(
             flow(&s1, table::STEER, PRIO_CLASSIFIER, forward_fields()),
-            Some(&vec![Instruction::ApplyActions(mpls_output(l_in, 10))])
+            Some(&vec![Instruction::ApplyActions(super::super::forward::tagged_output(l_in, 10))])
         );
         // Reverse (symmetric): replies to r1 from port 80 go into the egress port.
         let rev = vec![
@@ -516,19 +516,15 @@ mod tests {
         ];
         assert_eq!(
             flow(&s1, table::STEER, PRIO_CLASSIFIER, rev),
-            Some(&vec![Instruction::ApplyActions(mpls_output(l_out, 10))])
+            Some(&vec![Instruction::ApplyActions(super::super::forward::tagged_output(l_out, 10))])
         );
-        // Switch 2 pops the label into the port, takes IPv4 back from the instance into
+        // Switch 2 pops the tag into the port, takes IPv4 back from the instance into
         // table 20 and sends it on to forwarding; instance ports get no floods.
         let s2 = super::super::compile_switch(&st, &p, 2);
-        let label =
-            |l: u32| vec![Oxm::in_port(10), Oxm::eth_type(ETH_MPLS), Oxm::basic(ofb::MPLS_LABEL, &l.to_be_bytes())];
+        let label = |l: u16| vec![Oxm::in_port(10), Oxm::vlan_vid(super::super::classify::VLAN_PRESENT | l)];
         assert_eq!(
             flow(&s2, table::CLASSIFY, PRIO_LABEL, label(l_in)),
-            Some(&vec![Instruction::ApplyActions(vec![
-                Action::PopMpls(ETH_IPV4),
-                Action::Output { port: 4, max_len: 0 }
-            ])])
+            Some(&vec![Instruction::ApplyActions(vec![Action::PopVlan, Action::Output { port: 4, max_len: 0 }])])
         );
         let back = vec![Oxm::in_port(5), Oxm::vlan_vid(super::super::classify::VLAN_NONE), Oxm::eth_type(ETH_IPV4)];
         assert_eq!(
@@ -568,7 +564,7 @@ mod tests {
         let s1 = super::super::compile_switch(&st, &p, 1);
         assert_eq!(
             flow(&s1, table::STEER, PRIO_CLASSIFIER, forward_fields()),
-            Some(&vec![Instruction::ApplyActions(mpls_output(p.steering.labels["b-in"], 10))])
+            Some(&vec![Instruction::ApplyActions(super::super::forward::tagged_output(p.steering.vids["b-in"], 10))])
         );
         // Both dead: fail-closed drops, fail-open forwards as if there were no chain.
         let p = plan(&st, &["a", "b"]);
