@@ -527,11 +527,9 @@ impl PingFlood {
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let out = child.wait_with_output().context("waiting for ping")?;
         let text = String::from_utf8_lossy(&out.stdout);
+        let summary = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default();
         let number = |suffix: &str| -> Option<u64> {
-            text.split(',')
-                .find_map(|p| p.trim().split_once(' ').filter(|(_, w)| w.starts_with(suffix)).map(|(n, _)| n))?
-                .parse()
-                .ok()
+            summary.split(',').find_map(|p| p.trim().strip_suffix(suffix)).and_then(|n| n.trim().parse().ok())
         };
         match (number("packets transmitted"), number("received")) {
             (Some(s), Some(r)) => Ok((s, r)),

@@ -5,13 +5,21 @@
 //! by DHCP from the controller and ping each other, pause/unpause and suspend/resume
 //! change what ping sees, delete leaves no namespace, OVS port or netapi port behind.
 //!
+//! A second test live-migrates a namespace VM between the two hosts with
+//! `openstack server migrate --live-migration --wait` (its port's binding, interface,
+//! MAC and address follow; lost pings during the move are measured), back again, and a
+//! migration that fails rolls back.
+//!
 //! Needs root and Open vSwitch (labs/setup-host.sh); fails, never skips, without them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use serde_json::Value;
-use tenet_tests::compute::{image_from_bytes, network, ns_ip, pings, run, server_create, ComputeApi, Hypervisors};
+use tenet_tests::compute::{
+    bridge_of, image_from_bytes, link_exists, live_migrate, migration_list, network, ns_ip, pings, port_bindings, run,
+    server_create, ComputeApi, Hypervisors, PingFlood,
+};
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
 use tenet_tests::{free_addr, require_root_and_ovs, wait_until, LAB_LOCK};
@@ -139,6 +147,159 @@ fn scenario() -> anyhow::Result<()> {
     }
     let netns = run("ip", &["netns", "list"])?;
     for id in &ids {
+        ensure!(!netns.contains(id.as_str()), "namespace of {id} left behind");
+        let ports = run("ovs-vsctl", &["--columns=name", "find", "interface", &format!("external_ids:vm-id={id}")])?;
+        ensure!(ports.trim().is_empty(), "OVS ports of {id} left behind: {ports}");
+        let left = cli.json(&["port", "list", "--device-id", id])?;
+        ensure!(left.as_array().is_some_and(|a| a.is_empty()), "netapi ports of {id} left behind: {left}");
+    }
+    Ok(())
+}
+
+/// The first IPv4 address of a server as `server show` lists it.
+fn address(show: &Value, prefix: &str) -> Option<String> {
+    let text = show["addresses"].to_string();
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.')).find(|w| w.starts_with(prefix)).map(str::to_string)
+}
+
+/// The MAC of `eth0` in a namespace VM.
+fn ns_mac(id: &str) -> String {
+    run("ip", &["netns", "exec", &format!("tvm-{id}"), "cat", "/sys/class/net/eth0/address"])
+        .map(|m| m.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_namespace_server_live_migrates_with_its_port_and_a_failed_migration_rolls_back() {
+    require_root_and_ovs();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = migration_scenario() {
+        panic!("{e:#}");
+    }
+}
+
+fn migration_scenario() -> anyhow::Result<()> {
+    let compute_addr = free_addr()?;
+    let api = NetApi::start_with_catalog(
+        &format!("http://{compute_addr}/compute/v2.1"),
+        &format!("http://{compute_addr}/image"),
+    )?;
+    let ctl = TenantController::start(&api, &[])?;
+    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "2048", "--vcpus", "4"])?;
+    let cli = api.admin_cli()?;
+    let (h1, h2) = (hv.host(0), hv.host(1));
+    network(&cli, "mnet", "10.9.0.0/24")?;
+    image_from_bytes(&cli, "tiny", &[7u8; 4096])?;
+    let create = |name: &str, host: &str| -> anyhow::Result<String> {
+        let out = server_create(&cli, name, "tiny", "m1.nano", "mnet", &["--host", host])?;
+        ensure!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let s: Value = serde_json::from_slice(&out.stdout)?;
+        let id = s["id"].as_str().context("server id")?.to_string();
+        hv.track(&id);
+        ensure!(s["status"] == "ACTIVE", "{name}: {s}");
+        Ok(id)
+    };
+    let vm = create("vm", &h1)?;
+    let pinger = create("pinger", &h2)?;
+    let ip = address(&cli.json(&["server", "show", &vm])?, "10.9.0.").context("vm's address")?;
+    for id in [&vm, &pinger] {
+        ensure!(wait_until(Duration::from_secs(30), || ns_ip(id).is_some()), "{id} got no address by DHCP");
+    }
+    ensure!(wait_until(Duration::from_secs(10), || pings(&pinger, &ip, 1) == 1), "pinger cannot reach vm");
+    let ports = cli.json(&["port", "list", "--device-id", &vm])?;
+    let port = ports[0]["ID"].as_str().context("vm's port")?.to_string();
+    let mac = ns_mac(&vm);
+    let (tap, tmv) = (format!("tap{}", &port[..11]), format!("tmv{}", &port[..11]));
+    ensure!(bridge_of(&tap).as_deref() == Some(hv.bridges[0].as_str()), "{tap} is not on {}", hv.bridges[0]);
+
+    // Live migration to the other host while the pinger sends 100 pings a second.
+    let flood = PingFlood::start(&format!("tvm-{pinger}"), &ip, "0.01")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = live_migrate(&cli, &vm, Some(&h2), &["--wait"])?;
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (sent, received) = flood.stop()?;
+    ensure!(out.status.success(), "migrate --wait: {}\n{}", String::from_utf8_lossy(&out.stderr), hv.logs());
+    eprintln!(
+        "namespace live migration (CLI --wait, {:.1} s): {} of {} pings at 100/s lost",
+        took.as_secs_f64(),
+        sent - received,
+        sent
+    );
+    // ZERO-LOSS: once the controller delivers to both bindings during the migration,
+    // assert here that no ping was lost: ensure!(sent == received, ...).
+
+    let show = cli.json(&["server", "show", &vm])?;
+    ensure!(show["status"] == "ACTIVE" && show["OS-EXT-SRV-ATTR:host"] == h2.as_str(), "after migration: {show}");
+    ensure!(show["OS-EXT-STS:task_state"].is_null(), "task left: {show}");
+    let p = cli.json(&["port", "show", &port])?;
+    ensure!(p["binding_host_id"] == h2.as_str(), "the port is bound to {} (want {h2})", p["binding_host_id"]);
+    let bindings = port_bindings(&api, &port)?;
+    ensure!(
+        bindings.len() == 1 && bindings[0]["host"] == h2.as_str() && bindings[0]["status"] == "ACTIVE",
+        "bindings after migration: {bindings:?}"
+    );
+    ensure!(bridge_of(&tmv).as_deref() == Some(hv.bridges[1].as_str()), "{tmv} is not on {}", hv.bridges[1]);
+    ensure!(bridge_of(&tap).is_none() && !link_exists(&tap), "{tap} is left at the source");
+    ensure!(ns_mac(&vm) == mac, "the VM's MAC changed: {} -> {mac}", ns_mac(&vm));
+    ensure!(ns_ip(&vm).as_deref() == Some(ip.as_str()), "the VM's address changed: {:?}", ns_ip(&vm));
+    ensure!(pings(&pinger, &ip, 5) >= 4, "pinger cannot reach vm after the migration\n{}", ctl.log_tail());
+    let list = migration_list(&cli, &["--server", &vm])?;
+    ensure!(list.len() == 1 && list[0]["Status"] == "completed", "migrations: {list:?}");
+    ensure!(list[0]["Source Compute"] == h1.as_str() && list[0]["Dest Compute"] == h2.as_str(), "{list:?}");
+
+    // And back, the scheduler choosing the host: Nova's tap name again.
+    let out = live_migrate(&cli, &vm, None, &["--wait"])?;
+    ensure!(out.status.success(), "migrate back: {}\n{}", String::from_utf8_lossy(&out.stderr), hv.logs());
+    let show = cli.json(&["server", "show", &vm])?;
+    ensure!(show["OS-EXT-SRV-ATTR:host"] == h1.as_str(), "back on {h1}: {show}");
+    ensure!(bridge_of(&tap).as_deref() == Some(hv.bridges[0].as_str()), "{tap} is not back on {}", hv.bridges[0]);
+    ensure!(!link_exists(&tmv), "{tmv} is left");
+    ensure!(wait_until(Duration::from_secs(5), || pings(&pinger, &ip, 1) == 1), "vm silent after moving back");
+
+    // A migration that fails at the source (a name clash in the guest: the destination's
+    // interface cannot move in) rolls back: ACTIVE at the source, pinging, with a fault,
+    // the migration in error, no INACTIVE binding or destination interface left.
+    let clash = format!("{tmv}g");
+    let peer = format!("clash{}", &port[..8]);
+    run(
+        "ip",
+        &["netns", "exec", &format!("tvm-{vm}"), "ip", "link", "add", &clash, "type", "veth", "peer", "name", &peer],
+    )?;
+    let out = live_migrate(&cli, &vm, Some(&h2), &["--wait"])?;
+    ensure!(
+        out.status.success(),
+        "migrate --wait (the CLI waits for ACTIVE): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = cli.json(&["server", "show", &vm])?;
+    ensure!(
+        show["status"] == "ACTIVE" && show["OS-EXT-SRV-ATTR:host"] == h1.as_str(),
+        "after a failed migration: {show}"
+    );
+    let fault = show["fault"]["message"].as_str().unwrap_or_default().to_string();
+    ensure!(fault.starts_with(&format!("Live migration to {h2} failed: ")), "fault: {show}");
+    ensure!(show["fault"]["code"] == 500, "fault: {show}");
+    eprintln!("failed migration's fault: {fault}");
+    let list = migration_list(&cli, &["--server", &vm, "--status", "error"])?;
+    ensure!(list.len() == 1, "the failed migration: {list:?}");
+    let bindings = port_bindings(&api, &port)?;
+    ensure!(
+        bindings.len() == 1 && bindings[0]["host"] == h1.as_str() && bindings[0]["status"] == "ACTIVE",
+        "bindings after the failed migration: {bindings:?}"
+    );
+    ensure!(bridge_of(&tmv).is_none() && !link_exists(&tmv), "the destination's {tmv} is left");
+    ensure!(bridge_of(&tap).as_deref() == Some(hv.bridges[0].as_str()), "{tap} left {}", hv.bridges[0]);
+    ensure!(pings(&pinger, &ip, 5) >= 4, "vm silent after the failed migration");
+    run("ip", &["netns", "exec", &format!("tvm-{vm}"), "ip", "link", "del", &clash])?;
+
+    for id in [&vm, &pinger] {
+        cli.ok(&["server", "delete", "--wait", id])?;
+    }
+    let netns = run("ip", &["netns", "list"])?;
+    for id in [&vm, &pinger] {
         ensure!(!netns.contains(id.as_str()), "namespace of {id} left behind");
         let ports = run("ovs-vsctl", &["--columns=name", "find", "interface", &format!("external_ids:vm-id={id}")])?;
         ensure!(ports.trim().is_empty(), "OVS ports of {id} left behind: {ports}");
