@@ -94,6 +94,15 @@ except Exception as e:
     print("FAIL", e)
 "#;
 
+fn echo_server(server: &str, port: &str) -> anyhow::Result<Child> {
+    Command::new("ip")
+        .args(["netns", "exec", &ns(server), "python3", "-c", ECHO_SERVER, port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("echo server")
+}
+
 fn ns(server_id: &str) -> String {
     format!("tvm-{server_id}")
 }
@@ -163,59 +172,125 @@ fn instance_health(ctl: &TenantController, pair: &str, alive: bool) -> anyhow::R
     Ok(())
 }
 
-fn scenario() -> anyhow::Result<()> {
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on(&api, &compute_addr)?;
-    let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "4096", "--vcpus", "8"])?;
-    let cli = api.admin_cli()?;
-    let prefix = unique_prefix();
-    let dpid2 = 0xc0_0002u64; // Hypervisors' second bridge
-    network(&cli, "net1", "10.8.0.0/24")?;
-    image_from_bytes(&cli, "tiny", &[7u8; 4096])?;
+/// The platform with two hosts and the tenant's VMs A and B on host 1, C on host 2, each
+/// with its netapi address; field order is drop order.
+struct Lab {
+    vm: Vec<String>,
+    ip: Vec<String>,
+    cli: Cli,
+    hv: Hypervisors,
+    _compute: ComputeApi,
+    ctl: TenantController,
+    api: NetApi,
+    prefix: String,
+}
 
-    // VMs: A and B on host 1, C on host 2.
-    let mut vm = Vec::new();
-    for (name, host) in [("vmA", 0), ("vmB", 0), ("vmC", 1)] {
-        let out = server_create(&cli, name, "tiny", "m1.nano", "net1", &["--host", &hv.host(host)])?;
-        let s: Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("{name}: {}", String::from_utf8_lossy(&out.stderr)))?;
-        ensure!(s["status"] == "ACTIVE", "{name}: {s}");
-        let id = s["id"].as_str().context("server id")?.to_string();
-        hv.track(&id);
-        vm.push(id);
+/// Hypervisors' second bridge's datapath id.
+const DPID2: u64 = 0xc0_0002;
+
+impl Lab {
+    fn start() -> anyhow::Result<Lab> {
+        let compute_addr = free_addr()?;
+        let api = NetApi::start_with_catalog(
+            &format!("http://{compute_addr}/compute/v2.1"),
+            &format!("http://{compute_addr}/image"),
+        )?;
+        let ctl = TenantController::start(&api, &[])?;
+        let compute = ComputeApi::start_on(&api, &compute_addr)?;
+        let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "4096", "--vcpus", "8"])?;
+        let cli = api.admin_cli()?;
+        network(&cli, "net1", "10.8.0.0/24")?;
+        image_from_bytes(&cli, "tiny", &[7u8; 4096])?;
+        let mut vm = Vec::new();
+        for (name, host) in [("vmA", 0), ("vmB", 0), ("vmC", 1)] {
+            let out = server_create(&cli, name, "tiny", "m1.nano", "net1", &["--host", &hv.host(host)])?;
+            let s: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("{name}: {}", String::from_utf8_lossy(&out.stderr)))?;
+            ensure!(s["status"] == "ACTIVE", "{name}: {s}");
+            let id = s["id"].as_str().context("server id")?.to_string();
+            hv.track(&id);
+            vm.push(id);
+        }
+        let mut ip = Vec::new();
+        for id in &vm {
+            let mut got = None;
+            ensure!(
+                wait_until(Duration::from_secs(30), || {
+                    got = ns_ip(id);
+                    got.is_some()
+                }),
+                "server {id} got no DHCP address"
+            );
+            ip.push(got.unwrap_or_default());
+        }
+        Ok(Lab { vm, ip, cli, hv, _compute: compute, ctl, api, prefix: unique_prefix() })
     }
-    let mut ip = Vec::new();
-    for id in &vm {
-        let mut got = None;
-        ensure!(
-            wait_until(Duration::from_secs(30), || {
-                got = ns_ip(id);
-                got.is_some()
-            }),
-            "server {id} got no DHCP address"
-        );
-        ip.push(got.unwrap_or_default());
-    }
-    let port_of = |id: &str| -> anyhow::Result<String> {
-        let ports = cli.json(&["port", "list", "--device-id", id])?;
+
+    fn port_of(&self, server: &str) -> anyhow::Result<String> {
+        let ports = self.cli.json(&["port", "list", "--device-id", server])?;
         Ok(ports[0]["ID"].as_str().context("the VM's port")?.to_string())
-    };
+    }
+
+    /// An appliance on host `host` (0 or 1) in netapi as port pair `name`.
+    fn instance(&self, name: &str, host: usize) -> anyhow::Result<(IpsAppliance, String)> {
+        let dpid = 0xc0_0001 + host as u64;
+        instance(&self.cli, &self.prefix, name, &self.hv.bridges[host], &self.hv.host(host), dpid)
+    }
+
+    /// A symmetric chain of one group of `pairs` for A's TCP to `port` (all of A's IPv4
+    /// traffic when None).
+    fn chain(&self, name: &str, pairs: &[&str], port: Option<u16>, a_port: &str) -> anyhow::Result<()> {
+        let mut group = vec!["sfc", "port", "pair", "group", "create"];
+        for p in pairs {
+            group.extend(["--port-pair", p]);
+        }
+        let g = format!("{name}-g");
+        group.push(&g);
+        self.cli.json(&group)?;
+        let range = port.map(|p| format!("{p}:{p}"));
+        let fc = format!("{name}-fc");
+        let mut classifier = vec!["sfc", "flow", "classifier", "create", "--logical-source-port", a_port];
+        if let Some(r) = &range {
+            classifier.extend(["--protocol", "tcp", "--destination-port", r]);
+        }
+        classifier.push(&fc);
+        self.cli.json(&classifier)?;
+        self.cli.json(&[
+            "sfc",
+            "port",
+            "chain",
+            "create",
+            "--port-pair-group",
+            &g,
+            "--flow-classifier",
+            &fc,
+            "--chain-parameters",
+            "symmetric=true",
+            name,
+        ])?;
+        Ok(())
+    }
+
+    /// Deletes chain `name` and what [`Lab::chain`] made for it.
+    fn unchain(&self, name: &str) -> anyhow::Result<()> {
+        self.cli.run(&["sfc", "port", "chain", "delete", name])?;
+        self.cli.run(&["sfc", "flow", "classifier", "delete", &format!("{name}-fc")])?;
+        self.cli.run(&["sfc", "port", "pair", "group", "delete", &format!("{name}-g")])?;
+        Ok(())
+    }
+}
+
+fn scenario() -> anyhow::Result<()> {
+    let lab = Lab::start()?;
+    let (cli, hv, ctl, api, vm, ip) = (&lab.cli, &lab.hv, &lab.ctl, &lab.api, &lab.vm, &lab.ip);
+    let prefix = lab.prefix.clone();
+    let dpid2 = DPID2;
+    let port_of = |id: &str| lab.port_of(id);
     let (a_port, b_port) = (port_of(&vm[0])?, port_of(&vm[1])?);
     let mut servers = Servers(Vec::new());
     for id in [&vm[1], &vm[2]] {
         for port in ["8080", "8081", "8082"] {
-            let child = Command::new("ip")
-                .args(["netns", "exec", &ns(id), "python3", "-c", ECHO_SERVER, port])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("echo server")?;
-            servers.0.push(child);
+            servers.0.push(echo_server(id, port)?);
         }
     }
     ensure!(tcp_becomes(&vm[0], &ip[1], 8080, true), "A cannot reach B's echo server at all");
@@ -362,35 +437,9 @@ fn scenario() -> anyhow::Result<()> {
     ensure!(!tcp(&vm[0], &ip[1], 8081, FORBIDDEN_PAYLOAD, 1, 0), "and the IPS filters again");
 
     // Two instances in one group: connections spread, each on one instance both ways.
-    let (ips3a, _) = instance(&cli, &prefix, "ips3a", &bridge2, &host2, dpid2)?;
-    let (ips3b, _) = instance(&cli, &prefix, "ips3b", &bridge2, &host2, dpid2)?;
-    cli.json(&["sfc", "port", "pair", "group", "create", "--port-pair", "ips3a", "--port-pair", "ips3b", "g3"])?;
-    cli.json(&[
-        "sfc",
-        "flow",
-        "classifier",
-        "create",
-        "--protocol",
-        "tcp",
-        "--destination-port",
-        "8082:8082",
-        "--logical-source-port",
-        &a_port,
-        "fc3",
-    ])?;
-    cli.json(&[
-        "sfc",
-        "port",
-        "chain",
-        "create",
-        "--port-pair-group",
-        "g3",
-        "--flow-classifier",
-        "fc3",
-        "--chain-parameters",
-        "symmetric=true",
-        "pc3",
-    ])?;
+    let (ips3a, _) = lab.instance("ips3a", 1)?;
+    let (ips3b, _) = lab.instance("ips3b", 1)?;
+    lab.chain("pc3", &["ips3a", "ips3b"], Some(8082), &a_port)?;
     ensure!(tcp_becomes(&vm[0], &ip[1], 8082, true), "chain 3 passes");
     let mut used = [0usize; 2];
     for i in 0..12u16 {
@@ -417,4 +466,111 @@ fn scenario() -> anyhow::Result<()> {
 
 fn reqwest_created() -> tenet_netapi::client::StatusCode {
     tenet_netapi::client::StatusCode::CREATED
+}
+
+/// `labs/bench-steering.sh`: what steering through a Suricata instance adds between two
+/// VMs on one host: ping RTT (200 at 10 ms) and iperf3 TCP throughput A -> B (5 s) with no
+/// chain, with all of A's traffic chained through an instance on the VMs' host ("near"),
+/// and through one on the other host ("far"). Rounds alternate the three (env
+/// TENET_STEER_BENCH_ROUNDS, default 3). Prints a line per measurement and a JSON summary.
+#[test]
+#[ignore]
+fn steering_bench() {
+    require_root_and_ovs();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = bench() {
+        panic!("{e:#}");
+    }
+}
+
+fn ping_avg_ms(from: &str, ip: &str) -> anyhow::Result<(f64, u32)> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns(from), "ping", "-q", "-c", "200", "-i", "0.01", ip])
+        .output()
+        .context("ping")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let avg = text
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .and_then(|l| l.split('=').nth(1))
+        .and_then(|v| v.trim().split('/').nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .with_context(|| format!("no RTT in: {text}"))?;
+    let lost = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .and_then(|l| {
+            let n: Vec<u32> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+            Some(n.first()? - n.get(1)?)
+        })
+        .unwrap_or(0);
+    Ok((avg, lost))
+}
+
+fn iperf_gbps(from: &str, ip: &str) -> anyhow::Result<f64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns(from), "iperf3", "-c", ip, "-t", "5", "-J"])
+        .output()
+        .context("iperf3 (labs/setup-host.sh installs it)")?;
+    let v: Value = serde_json::from_slice(&out.stdout).context("iperf3 JSON")?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 1e9)
+        .with_context(|| format!("iperf3 gave no result: {}", v["error"]))
+}
+
+fn bench() -> anyhow::Result<()> {
+    let rounds: usize = std::env::var("TENET_STEER_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let lab = Lab::start()?;
+    let (a, b) = (lab.vm[0].clone(), lab.vm[1].clone());
+    let b_ip = lab.ip[1].clone();
+    let a_port = lab.port_of(&a)?;
+    let (near_app, near) = lab.instance("near", 0)?;
+    let (far_app, far) = lab.instance("far", 1)?;
+    let mut servers = Servers(Vec::new());
+    servers.0.push(
+        Command::new("ip")
+            .args(["netns", "exec", &ns(&b), "iperf3", "-s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("iperf3 server")?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut results: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+    for round in 1..=rounds {
+        for (mode, pair) in [("direct", None), ("near", Some((&near, &near_app))), ("far", Some((&far, &far_app)))] {
+            let chain = format!("bench-{mode}-{round}");
+            if let Some((p, app)) = pair {
+                lab.chain(&chain, &[mode], None, &a_port)?;
+                instance_health(&lab.ctl, p, true)?;
+                // The chain is in place once A's pings come back through the instance.
+                let in_place = wait_until(Duration::from_secs(15), || {
+                    let before = app.packet_counts().1;
+                    tenet_tests::compute::pings(&a, &b_ip, 1) == 1 && app.packet_counts().1 > before
+                });
+                ensure!(in_place, "chain {chain} never carried A's pings");
+            }
+            let (rtt, lost) = ping_avg_ms(&a, &b_ip)?;
+            let gbps = iperf_gbps(&a, &b_ip)?;
+            println!("round {round} {mode}: ping avg {rtt:.3} ms ({lost} lost of 200), iperf3 {gbps:.2} Gbit/s");
+            results.entry(mode).or_default().push((rtt, gbps));
+            if pair.is_some() {
+                lab.unchain(&chain)?;
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    let mut summary = serde_json::Map::new();
+    for (mode, rs) in &results {
+        let mut rtts: Vec<f64> = rs.iter().map(|r| r.0).collect();
+        let mut gs: Vec<f64> = rs.iter().map(|r| r.1).collect();
+        summary.insert(mode.to_string(), json!({"ping_avg_ms": median(&mut rtts), "iperf3_gbps": median(&mut gs)}));
+    }
+    println!("steer-bench: {}", Value::Object(summary));
+    drop(servers);
+    Ok(())
 }
