@@ -185,9 +185,6 @@ struct Lab {
     prefix: String,
 }
 
-/// Hypervisors' second bridge's datapath id.
-const DPID2: u64 = 0xc0_0002;
-
 impl Lab {
     fn start() -> anyhow::Result<Lab> {
         let compute_addr = free_addr()?;
@@ -282,9 +279,7 @@ impl Lab {
 
 fn scenario() -> anyhow::Result<()> {
     let lab = Lab::start()?;
-    let (cli, hv, ctl, api, vm, ip) = (&lab.cli, &lab.hv, &lab.ctl, &lab.api, &lab.vm, &lab.ip);
-    let prefix = lab.prefix.clone();
-    let dpid2 = DPID2;
+    let (cli, ctl, api, vm, ip) = (&lab.cli, &lab.ctl, &lab.api, &lab.vm, &lab.ip);
     let port_of = |id: &str| lab.port_of(id);
     let (a_port, b_port) = (port_of(&vm[0])?, port_of(&vm[1])?);
     let mut servers = Servers(Vec::new());
@@ -296,9 +291,7 @@ fn scenario() -> anyhow::Result<()> {
     ensure!(tcp_becomes(&vm[0], &ip[1], 8080, true), "A cannot reach B's echo server at all");
 
     // Appliances on host 2, not yet in any chain: traffic never touches them.
-    let host2 = hv.host(1);
-    let bridge2 = hv.bridges[1].clone();
-    let (ips1, pp1) = instance(&cli, &prefix, "ips1", &bridge2, &host2, dpid2)?;
+    let (ips1, pp1) = lab.instance("ips1", 1)?;
     let before = ips1.packet_counts();
     ensure!(tcp(&vm[0], &ip[1], 8080, FORBIDDEN_PAYLOAD, 1, 0), "without a chain the payload passes");
     let after = ips1.packet_counts();
@@ -336,7 +329,7 @@ fn scenario() -> anyhow::Result<()> {
         "symmetric=true",
         "pc1",
     ])?;
-    instance_health(&ctl, &pp1, true)?;
+    instance_health(ctl, &pp1, true)?;
     let before = ips1.packet_counts();
     ensure!(tcp_becomes(&vm[0], &ip[1], 8080, true), "allowed payload through the chain");
     ensure!(tcp(&vm[0], &ip[1], 8080, "fine-payload", 200, 0), "a longer allowed stream through the chain");
@@ -377,7 +370,7 @@ fn scenario() -> anyhow::Result<()> {
 
     // Chain 2 (A's TCP to 8081) through a second appliance, fail-open. The OSC plugin only
     // passes correlation and symmetric, so fail_mode goes through the API.
-    let (ips2, pp2) = instance(&cli, &prefix, "ips2", &bridge2, &host2, dpid2)?;
+    let (ips2, pp2) = lab.instance("ips2", 1)?;
     cli.json(&["sfc", "port", "pair", "group", "create", "--port-pair", "ips2", "g2"])?;
     let fc2 = cli.json(&[
         "sfc",
@@ -409,7 +402,7 @@ fn scenario() -> anyhow::Result<()> {
             .await
             .map(|_| ())?)
     })?;
-    instance_health(&ctl, &pp2, true)?;
+    instance_health(ctl, &pp2, true)?;
     let before = ips2.packet_counts();
     ensure!(tcp_becomes(&vm[0], &ip[1], 8081, true), "chain 2 passes allowed traffic");
     ensure!(tcp(&vm[0], &ip[1], 8081, "fine-payload", 200, 0), "a longer stream through chain 2");
@@ -418,15 +411,15 @@ fn scenario() -> anyhow::Result<()> {
     // Both appliances die: fail-closed drops, fail-open passes; both come back by themselves.
     ips1.kill()?;
     ips2.kill()?;
-    instance_health(&ctl, &pp1, false)?;
-    instance_health(&ctl, &pp2, false)?;
+    instance_health(ctl, &pp1, false)?;
+    instance_health(ctl, &pp2, false)?;
     ensure!(tcp_becomes(&vm[0], &ip[1], 8080, false), "fail-closed chain must drop with its instance dead");
     ensure!(tcp_becomes(&vm[0], &ip[1], 8081, true), "fail-open chain must pass with its instance dead");
     ensure!(tcp(&vm[0], &ip[1], 8081, FORBIDDEN_PAYLOAD, 1, 0), "fail-open bypasses the dead IPS entirely");
     ips1.restart()?;
     ips2.restart()?;
-    instance_health(&ctl, &pp1, true)?;
-    instance_health(&ctl, &pp2, true)?;
+    instance_health(ctl, &pp1, true)?;
+    instance_health(ctl, &pp2, true)?;
     ensure!(tcp_becomes(&vm[0], &ip[1], 8080, true), "chain 1 recovers with its instance");
     let (b1, b2) = (ips1.packet_counts(), ips2.packet_counts());
     ensure!(tcp(&vm[0], &ip[1], 8080, "fine-payload", 200, 0) && tcp(&vm[0], &ip[1], 8081, "fine-payload", 200, 0));
