@@ -5,6 +5,11 @@
 //! VM; pause/unpause and suspend (managed save)/resume change what ping sees; delete
 //! leaves no domain, OVS port or netapi port.
 //!
+//! Two more tests live-migrate such a guest from the system libvirtd to a second libvirtd
+//! on the same machine (labs/libvirtd-second.sh): on shared storage and by block
+//! migration; the server moves host, the domain runs at the destination only, the guest
+//! answers ping afterwards; pings lost during the move are measured.
+//!
 //! Needs root, Open vSwitch and libvirtd (labs/setup-host.sh); fails, never skips, without them.
 
 use std::process::Command;
@@ -12,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use tenet_tests::compute::{
-    image_from_bytes, image_from_file, network, ns_ip, pings, run, server_create, ComputeApi, Hypervisors,
+    bridge_of, domains, image_from_bytes, image_from_file, link_exists, live_migrate, migration_list, network, ns_ip,
+    pings, port_bindings, run, server_create, ComputeApi, Hypervisors, PingFlood, SecondLibvirtd,
 };
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
@@ -146,5 +152,179 @@ fn scenario() -> anyhow::Result<()> {
         let left = cli.json(&["port", "list", "--device-id", id])?;
         ensure!(left.as_array().is_some_and(|a| a.is_empty()), "netapi ports of {id} left: {left}");
     }
+    Ok(())
+}
+
+#[test]
+fn a_tcg_guest_live_migrates_between_two_libvirt_daemons_on_shared_storage() {
+    require_root_and_ovs();
+    require_libvirt();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = migration_scenario(true) {
+        panic!("{e:#}");
+    }
+}
+
+#[test]
+fn a_tcg_guest_block_migrates_between_two_libvirt_daemons() {
+    require_root_and_ovs();
+    require_libvirt();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = migration_scenario(false) {
+        panic!("{e:#}");
+    }
+}
+
+/// A namespace VM (the pinger) on host 0 and a TCG guest on host 1 (the system libvirtd);
+/// the guest live-migrates to host 2 (a second libvirtd, labs/libvirtd-second.sh) while
+/// the pinger pings it 100 times a second: with `shared` both libvirt hosts report the
+/// same shared storage (the disk stays in place, `--unsafe`), else it is a block
+/// migration (the disk is copied into one the destination created).
+fn migration_scenario(shared: bool) -> anyhow::Result<()> {
+    let kind = if shared { "shared-storage live migration" } else { "block migration" };
+    let guest = repo_root().join("target/guest");
+    let built = Command::new(repo_root().join("labs/guest/build-image.sh"))
+        .arg(&guest)
+        .output()
+        .context("building the guest")?;
+    ensure!(built.status.success(), "labs/guest/build-image.sh failed: {}", String::from_utf8_lossy(&built.stderr));
+    let path = |f: &str| guest.join(f).to_string_lossy().into_owned();
+
+    let compute_addr = free_addr()?;
+    let api = NetApi::start_with_catalog(
+        &format!("http://{compute_addr}/compute/v2.1"),
+        &format!("http://{compute_addr}/image"),
+    )?;
+    let ctl = TenantController::start(&api, &[])?;
+    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    // Declared before the hosts: dropped after their agents stop.
+    let second = SecondLibvirtd::start()?;
+    let libvirt_host = |uri: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--driver",
+            "libvirt",
+            "--libvirt-uri",
+            uri,
+            "--ram-mb",
+            "4096",
+            "--guest-kernel",
+            &path("vmlinuz"),
+            "--guest-initrd",
+            &path("initrd.img"),
+            "--guest-disk",
+            &path("disk.qcow2"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if shared {
+            a.extend(["--shared-storage".to_string(), "labdisk".to_string()]);
+        }
+        a
+    };
+    let ns_host: Vec<String> = vec!["--ram-mb".into(), "4096".into()];
+    let hv = Hypervisors::start_each(
+        &api,
+        &ctl,
+        &compute,
+        &[ns_host, libvirt_host("qemu:///system"), libvirt_host(&second.uri)],
+    )?;
+    let cli = api.admin_cli()?;
+    network(&cli, "lnet", "10.4.0.0/24")?;
+    image_from_bytes(&cli, "tiny", &[0u8; 4096])?;
+    image_from_file(&cli, "guest", &guest.join("disk.qcow2"), "qcow2")?;
+    let create = |name: &str, image: &str, host: &str| -> anyhow::Result<String> {
+        let out = server_create(&cli, name, image, "m1.tiny", "lnet", &["--host", host])?;
+        ensure!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let id = s["id"].as_str().context("server id")?.to_string();
+        hv.track(&id);
+        ensure!(s["status"] == "ACTIVE", "{name}: {s}");
+        Ok(id)
+    };
+    let pinger = create("pinger", "tiny", &hv.host(0))?;
+    let vm = create("vm", "guest", &hv.host(1))?;
+    let show = cli.json(&["server", "show", &vm])?;
+    let ip = show["addresses"]
+        .to_string()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| w.starts_with("10.4.0."))
+        .context("the guest's address")?
+        .to_string();
+    ensure!(wait_until(Duration::from_secs(30), || ns_ip(&pinger).is_some()), "the namespace VM got no address");
+    let console = |host: usize| {
+        std::fs::read_to_string(hv.state_file(host, &format!("tenet-{vm}.console.log"))).unwrap_or_default()
+    };
+    ensure!(
+        wait_until(Duration::from_secs(120), || pings(&pinger, &ip, 1) == 1),
+        "the guest at {ip} never answered ping; its console:\n{}",
+        console(1)
+    );
+    let dom = format!("tenet-{vm}");
+    ensure!(domains("qemu:///system").contains(&dom), "{dom} does not run on the system libvirtd");
+    let port = cli.json(&["port", "list", "--device-id", &vm])?[0]["ID"].as_str().context("port")?.to_string();
+    let tmv = format!("tmv{}", &port[..11]);
+    let source_disk = hv.state_file(1, &format!("tenet-{vm}.qcow2"));
+    ensure!(source_disk.exists(), "no overlay at {}", source_disk.display());
+
+    let flood = PingFlood::start(&format!("tvm-{pinger}"), &ip, "0.01")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let flag = if shared { "--shared-migration" } else { "--block-migration" };
+    let out = live_migrate(&cli, &vm, Some(&hv.host(2)), &[flag, "--wait"])?;
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (sent, received) = flood.stop()?;
+    ensure!(out.status.success(), "migrate: {}\n{}", String::from_utf8_lossy(&out.stderr), hv.logs());
+    eprintln!(
+        "libvirt {kind} (CLI --wait, {:.1} s): {} of {} pings at 100/s lost",
+        took.as_secs_f64(),
+        sent - received,
+        sent
+    );
+    // ZERO-LOSS: once the controller delivers to both bindings during the migration,
+    // assert here that no ping was lost: ensure!(sent == received, ...).
+
+    let show = cli.json(&["server", "show", &vm])?;
+    ensure!(
+        show["status"] == "ACTIVE" && show["OS-EXT-SRV-ATTR:host"] == hv.host(2).as_str(),
+        "after: {show}\n{}",
+        hv.logs()
+    );
+    let list = migration_list(&cli, &["--server", &vm])?;
+    ensure!(list.len() == 1 && list[0]["Status"] == "completed", "migrations: {list:?}");
+    ensure!(second.domains().contains(&dom), "{dom} does not run on the destination's libvirtd");
+    let everywhere = run("virsh", &["-q", "-c", "qemu:///system", "list", "--all", "--name"])?;
+    ensure!(!everywhere.contains(&dom), "{dom} is still defined on the source's libvirtd");
+    ensure!(bridge_of(&tmv).as_deref() == Some(hv.bridges[2].as_str()), "{tmv} is not on {}", hv.bridges[2]);
+    let qlen = std::fs::read_to_string(format!("/sys/class/net/{tmv}/tx_queue_len")).unwrap_or_default();
+    ensure!(qlen.trim() == "10000", "{tmv}'s txqueuelen is {qlen:?}");
+    let bindings = port_bindings(&api, &port)?;
+    ensure!(
+        bindings.len() == 1 && bindings[0]["host"] == hv.host(2).as_str() && bindings[0]["status"] == "ACTIVE",
+        "bindings: {bindings:?}"
+    );
+    ensure!(
+        wait_until(Duration::from_secs(30), || pings(&pinger, &ip, 1) == 1),
+        "the guest is silent after the migration; its console:\n{}",
+        console(2)
+    );
+    let dest_disk = hv.state_file(2, &format!("tenet-{vm}.qcow2"));
+    if shared {
+        ensure!(source_disk.exists(), "the shared disk {} was deleted", source_disk.display());
+        ensure!(!dest_disk.exists(), "a disk was copied to {}", dest_disk.display());
+    } else {
+        ensure!(!source_disk.exists(), "the source's overlay {} is left", source_disk.display());
+        ensure!(dest_disk.exists(), "no disk at the destination {}", dest_disk.display());
+    }
+
+    for id in [&vm, &pinger] {
+        cli.ok(&["server", "delete", "--wait", id])?;
+    }
+    ensure!(!second.domains().contains(&dom), "{dom} is left on the destination");
+    ensure!(!source_disk.exists() && !dest_disk.exists(), "the guest's disk is left");
+    ensure!(!link_exists(&tmv), "{tmv} is left");
+    let left = cli.json(&["port", "list", "--device-id", &vm])?;
+    ensure!(left.as_array().is_some_and(|a| a.is_empty()), "netapi ports left: {left}");
     Ok(())
 }
