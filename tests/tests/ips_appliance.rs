@@ -444,8 +444,18 @@ fn bench() -> anyhow::Result<()> {
             }
         }
     }
-    let drops = ips.eve_events().iter().filter(|e| e["event_type"] == "drop").count();
-    println!("ips-bench: {}", json!({"rounds": rounds, "results": results, "appliance_drop_events": drops}));
+    // Drops here are collateral (no payload matches a rule): show why Suricata dropped.
+    let drops: Vec<Value> = ips
+        .eve_events()
+        .into_iter()
+        .filter(|e| e["event_type"] == "drop")
+        .map(|e| {
+            json!({"reason": e["drop"]["reason"], "src": format!("{}:{}", e["src_ip"], e["src_port"]),
+                "dest": format!("{}:{}", e["dest_ip"], e["dest_port"]), "proto": e["proto"],
+                "syn": e["drop"]["syn"], "fin": e["drop"]["fin"], "rst": e["drop"]["rst"], "len": e["drop"]["len"]})
+        })
+        .collect();
+    println!("ips-bench: {}", json!({"rounds": rounds, "results": results, "appliance_drops": drops}));
     Ok(())
 }
 
