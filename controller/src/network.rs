@@ -153,6 +153,11 @@ impl Network {
         if t.nonce != self.nonce {
             return false; // another controller's LLDP: not evidence of our links
         }
+        if t.dpid == at.dpid {
+            // It left this switch and came back into it (through a bridging appliance such
+            // as an inline IPS, or a hairpin): not a link between switches.
+            return false;
+        }
         let now = self.now_ms();
         let events = self.topology().link_seen(Endpoint { dpid: t.dpid, port: t.port }, at, now);
         self.note(&events);
@@ -287,4 +292,21 @@ pub async fn run(network: Arc<Network>, registry: Registry, mut shutdown: watch:
 /// Removes learned flows on one switch now (used by sessions that notice a new generation).
 pub fn flush_learned_bytes(version: u8) -> Vec<u8> {
     flush_learned(version).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lldp_back_into_its_own_switch_is_not_a_link() {
+        let net = Network::new(DiscoveryConfig::default());
+        let nonce = net.nonce;
+        // Left switch 1 by port 4 and came back by port 5 (an inline appliance bridges them).
+        let frame = lldp::build(1, 4, [2, 0, 0, 0, 0, 4], 120, nonce);
+        assert!(!net.lldp_in(Endpoint { dpid: 1, port: 5 }, &frame));
+        assert_eq!(net.topology().links().count(), 0);
+        // The same frame arriving at another switch is evidence of a link.
+        assert!(net.lldp_in(Endpoint { dpid: 2, port: 5 }, &frame));
+    }
 }
