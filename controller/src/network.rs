@@ -50,6 +50,8 @@ pub struct Network {
     lldp_now: tokio::sync::Notify,
     start: Instant,
     pub config: DiscoveryConfig,
+    /// Ports known not to face another switch (IPS appliance ports): no LLDP goes there.
+    quiet: Mutex<std::collections::HashSet<(u64, u32)>>,
 }
 
 impl Network {
@@ -67,6 +69,7 @@ impl Network {
             lldp_now: tokio::sync::Notify::new(),
             start: Instant::now(),
             config,
+            quiet: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -178,9 +181,18 @@ impl Network {
         Some(topo.flood_ports(dpid, in_port))
     }
 
+    /// Sets the ports that never face another switch (tenant mode: IPS appliance ports,
+    /// which would pass LLDP through): discovery sends them no LLDP.
+    pub fn set_quiet_ports(&self, ports: std::collections::HashSet<(u64, u32)>) {
+        if let Ok(mut q) = self.quiet.lock() {
+            *q = ports;
+        }
+    }
+
     /// LLDP PACKET_OUTs for every up port of a switch, encoded for its version.
     pub fn lldp_packet_outs(&self, dpid: u64, version: u8, ports: &[of13::Port], out: &mut Vec<u8>) {
-        for p in ports.iter().filter(|p| p.port_no < port_no::MAX && p.is_up()) {
+        let quiet = self.quiet.lock().map(|q| q.clone()).unwrap_or_default();
+        for p in ports.iter().filter(|p| p.port_no < port_no::MAX && p.is_up() && !quiet.contains(&(dpid, p.port_no))) {
             let frame = lldp::build(dpid, p.port_no, p.hw_addr, self.ttl_secs(), self.nonce);
             let bytes = if version == OFP10 {
                 of10::Message::PacketOut(of10::PacketOut {

@@ -442,6 +442,8 @@ impl Engine {
             }
             self.plan = plan;
             self.tenant.set_view(view_of(&self.state, &self.plan));
+            let quiet = self.plan.steering.ports.iter().filter_map(|id| self.plan.placed.get(id));
+            self.tenant.network.set_quiet_ports(quiet.map(|at| (at.dpid, at.ofport)).collect());
         }
         let revision = self.state.revision;
         let timeout = self.tenant.config.request_timeout;
