@@ -507,34 +507,78 @@ pub fn link_exists(name: &str) -> bool {
 /// (killed on drop).
 pub struct PingFlood {
     child: Option<Child>,
+    interval_ms: f64,
+}
+
+/// What a ping flood saw, by sequence number (echo replies still in flight when it was
+/// stopped do not count as lost: the last second of requests is left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingStats {
+    /// Requests judged (sent at least a second before the stop).
+    pub sent: u64,
+    /// Of those, answered (duplicates once).
+    pub received: u64,
+    /// Sequence numbers never answered.
+    pub lost: Vec<u64>,
+    /// The longest run of unanswered requests, as time (runs x interval).
+    pub longest_gap_ms: f64,
+    /// Duplicate answers (a migrating VM may get a request at both places).
+    pub duplicates: u64,
 }
 
 impl PingFlood {
     /// Starts pinging `ip` from namespace `ns` every `interval` seconds (e.g. "0.01").
     pub fn start(ns: &str, ip: &str, interval: &str) -> anyhow::Result<PingFlood> {
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "ping", "-n", "-q", "-i", interval, "-W", "1", ip])
+            .args(["netns", "exec", ns, "ping", "-n", "-i", interval, "-W", "1", ip])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("starting ping")?;
-        Ok(PingFlood { child: Some(child) })
+        let interval_ms = interval.parse::<f64>().unwrap_or(0.01) * 1000.0;
+        Ok(PingFlood { child: Some(child), interval_ms })
     }
 
-    /// Stops it (SIGINT: ping prints its summary) and returns (sent, received).
-    pub fn stop(mut self) -> anyhow::Result<(u64, u64)> {
+    /// Stops it (SIGINT) and counts, per sequence number, what came back.
+    pub fn stop(mut self) -> anyhow::Result<PingStats> {
         let child = self.child.take().context("already stopped")?;
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let out = child.wait_with_output().context("waiting for ping")?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let summary = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_default();
-        let number = |suffix: &str| -> Option<u64> {
-            summary.split(',').find_map(|p| p.trim().strip_suffix(suffix)).and_then(|n| n.trim().parse().ok())
-        };
-        match (number("packets transmitted"), number("received")) {
-            (Some(s), Some(r)) => Ok((s, r)),
-            _ => bail!("ping printed no summary: {text}{}", String::from_utf8_lossy(&out.stderr)),
+        let mut answered: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+        let mut duplicates = 0;
+        for line in text.lines().filter(|l| l.contains("bytes from")) {
+            let seq = line.split_whitespace().find_map(|w| w.strip_prefix("icmp_seq=")).and_then(|n| n.parse().ok());
+            if let Some(seq) = seq {
+                if !answered.insert(seq) || line.contains("(DUP!)") {
+                    duplicates += 1;
+                }
+            }
         }
+        let transmitted: u64 = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .and_then(|l| l.split(',').next())
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("ping printed no summary: {text}{}", String::from_utf8_lossy(&out.stderr)))?;
+        let judged = transmitted.saturating_sub((1000.0 / self.interval_ms).ceil() as u64);
+        let lost: Vec<u64> = (1..=judged).filter(|s| !answered.contains(s)).collect();
+        let mut longest = 0u64;
+        let mut run = 0u64;
+        let mut prev = 0u64;
+        for &s in &lost {
+            run = if s == prev + 1 { run + 1 } else { 1 };
+            longest = longest.max(run);
+            prev = s;
+        }
+        Ok(PingStats {
+            sent: judged,
+            received: judged - lost.len() as u64,
+            lost,
+            longest_gap_ms: longest as f64 * self.interval_ms,
+            duplicates,
+        })
     }
 }
 

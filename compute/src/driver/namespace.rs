@@ -23,7 +23,8 @@
 //!   the VM's namespace, takes the NIC's MAC and the IPv4 addresses of the old `ethN`,
 //!   comes up, and the routes through `ethN` (default, others) are moved onto it; then
 //!   for every NIC ("break"): the old `ethN` is deleted (its host end leaves the source
-//!   bridge), the new one is renamed `ethN`, and a gratuitous ARP per address (busybox
+//!   bridge), the new one takes `ethN` as an alternative name (renaming would need it
+//!   down, which drops its routes: a gap), and a gratuitous ARP per address (busybox
 //!   `arping -U`) tells the network where the VM is now. `--ns-migration-pause-ms` takes
 //!   the old NICs down that long before the new ones come up, to emulate the pause of a
 //!   real VM's switch-over. A failure while making undoes everything (the new inner ends
@@ -235,9 +236,7 @@ impl NamespaceDriver {
         let links = run("ip", &["-n", ns, "-o", "link", "show"])?;
         for line in links.lines() {
             let name = link_names(line).pop().unwrap_or_default();
-            if name.starts_with("eth")
-                && line.to_ascii_lowercase().contains(&format!("link/ether {}", mac.to_ascii_lowercase()))
-            {
+            if name != "lo" && line.to_ascii_lowercase().contains(&format!("link/ether {}", mac.to_ascii_lowercase())) {
                 return Ok(name);
             }
         }
@@ -330,30 +329,30 @@ impl NamespaceDriver {
     /// failure is logged, not undone.
     fn retire(ns: &str, source_bridge: &str, m: &Outgoing, moving: &[Moving]) {
         for (mv, nic) in moving.iter().zip(&m.nics) {
+            // The guest's name for the NIC (`ethN`): the old NIC's name, or its alternative
+            // name when it came by an earlier migration.
+            let canonical = if mv.guest.starts_with("eth") {
+                mv.guest.clone()
+            } else {
+                run("ip", &["-n", ns, "-o", "link", "show", "dev", &mv.guest])
+                    .ok()
+                    .and_then(|l| l.split_whitespace().skip_while(|w| *w != "altname").nth(1).map(str::to_string))
+                    .unwrap_or_else(|| mv.guest.clone())
+            };
             if let Err(e) = run("ip", &["-n", ns, "link", "del", &mv.guest]) {
                 tracing::warn!(server = %m.server_id, interface = %mv.guest, error = %e, "cannot delete the old NIC");
             }
             let _ = run("ovs-vsctl", &["--if-exists", "del-port", source_bridge, &nic.source_interface]);
-            if run("ip", &["-n", ns, "link", "set", &mv.inner, "name", &mv.guest]).is_err() {
-                // Older kernels rename only interfaces that are down (which drops their routes).
-                let renamed = run("ip", &["-n", ns, "link", "set", &mv.inner, "down"])
-                    .and_then(|_| run("ip", &["-n", ns, "link", "set", &mv.inner, "name", &mv.guest]))
-                    .and_then(|_| run("ip", &["-n", ns, "link", "set", &mv.guest, "up"]));
-                if let Err(e) = renamed {
-                    tracing::warn!(server = %m.server_id, interface = %mv.inner, error = %e, "cannot rename the new NIC");
-                    continue;
-                }
-                for r in &mv.routes {
-                    let mut args: Vec<&str> = vec!["-n", ns, "route", "replace"];
-                    args.extend(r.iter().map(String::as_str));
-                    args.extend(["dev", mv.guest.as_str()]);
-                    let _ = run("ip", &args);
-                }
+            // Renaming needs the interface down, which drops its routes and neighbours: a
+            // gap. The new NIC keeps its name and takes the old one as an alternative name
+            // (`ip ... dev ethN` still finds it).
+            if let Err(e) = run("ip", &["-n", ns, "link", "property", "add", "dev", &mv.inner, "altname", &canonical]) {
+                tracing::warn!(server = %m.server_id, interface = %mv.inner, error = %e, "cannot give the new NIC its old name");
             }
             for a in &mv.addresses {
                 let addr = a.split('/').next().unwrap_or(a);
-                if let Err(e) = gratuitous_arp(ns, &mv.guest, addr) {
-                    tracing::warn!(server = %m.server_id, interface = %mv.guest, error = %e, "gratuitous ARP failed");
+                if let Err(e) = gratuitous_arp(ns, &mv.inner, addr) {
+                    tracing::warn!(server = %m.server_id, interface = %mv.inner, error = %e, "gratuitous ARP failed");
                 }
             }
         }
@@ -427,7 +426,7 @@ impl Driver for NamespaceDriver {
         let links = run("ip", &["netns", "exec", &ns, "ip", "-o", "link", "show"])?;
         for name in links.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or(""))
         {
-            if name.starts_with("eth") {
+            if name != "lo" {
                 run("ip", &["netns", "exec", &ns, "ip", "link", "set", name, state])?;
             }
         }

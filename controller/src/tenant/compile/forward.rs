@@ -5,6 +5,7 @@
 //! | 900 | broadcast ARP request | output CONTROLLER (answered from netapi's knowledge) |
 //! | 900 | DHCP client -> server | output CONTROLLER (answered from IPAM) |
 //! | 110 | metadata=segment+copy bit, eth_dst=MAC of a migrating port | its second place here: goto 40; else push VLAN segment with priority 7, output towards it |
+//! | 105 | in_port=the fabric port towards a migrating port's second place, metadata=segment, eth_dst=its MAC (on its primary switch) | the marked copy out of IN_PORT, goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | (migrating: a marked copy towards its second place, see below) goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port elsewhere (this switch on the network's span) | push VLAN segment, output the port towards its switch |
 //! | 60 | in_port=fabric port off the spanning tree, eth_dst multicast | drop (a loop's copy) |
@@ -42,6 +43,8 @@ pub const PRIO_CONTROLLER: u16 = 900;
 pub const PRIO_UNICAST: u16 = 100;
 /// A copy of a migrating port's traffic on its way to the port's second place.
 pub const PRIO_COPY: u16 = 110;
+/// Traffic for a migrating port that came in by the fabric port its copy leaves by.
+pub const PRIO_COPY_BACK: u16 = 105;
 pub const PRIO_LOOP: u16 = 60;
 pub const PRIO_FLOOD: u16 = 50;
 const MULTICAST: [u8; 6] = [1, 0, 0, 0, 0, 0];
@@ -116,6 +119,19 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
             };
             if !instructions.is_empty() {
                 out.add(table::FORWARD, PRIO_UNICAST, vec![meta(), Oxm::eth_dst(port.mac)], c, instructions);
+            }
+            // A packet that came in by the port its copy must leave by: OpenFlow drops an
+            // output to the input port unless it is named IN_PORT.
+            if let (true, Some(&next)) = (at.dpid == dpid, copy_hop) {
+                let mut actions = copy_output(net.segment, port_no::IN_PORT);
+                actions.push(Action::PopVlan);
+                out.add(
+                    table::FORWARD,
+                    PRIO_COPY_BACK,
+                    vec![Oxm::in_port(next), meta(), Oxm::eth_dst(port.mac)],
+                    c,
+                    vec![Instruction::ApplyActions(actions), Instruction::GotoTable(table::EGRESS_ACL)],
+                );
             }
             let Some(copy) = copy.filter(|_| on_span) else { continue };
             let marked = if copy.dpid == dpid {

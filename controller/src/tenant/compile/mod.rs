@@ -444,6 +444,19 @@ mod tests {
             instructions(&s1, table::FORWARD, forward::PRIO_UNICAST, vec![meta.clone(), Oxm::eth_dst(R1)]),
             Some(&vec![Instruction::ApplyActions(copy), Instruction::GotoTable(table::EGRESS_ACL)])
         );
+        // What came from switch 2 goes back there by IN_PORT (an output to the input port
+        // is otherwise dropped).
+        let mut back = forward::copy_output(101, crate::wire::of13::action::port_no::IN_PORT);
+        back.push(Action::PopVlan);
+        assert_eq!(
+            instructions(
+                &s1,
+                table::FORWARD,
+                forward::PRIO_COPY_BACK,
+                vec![Oxm::in_port(10), meta.clone(), Oxm::eth_dst(R1)]
+            ),
+            Some(&vec![Instruction::ApplyActions(back), Instruction::GotoTable(table::EGRESS_ACL)])
+        );
         // Switch 2: unmarked traffic goes to the primary place; copies are delivered here,
         // never copied again; its new port is classified (anti-spoofing) already.
         let s2 = compile_switch(&st, &plan, 2);
