@@ -2,7 +2,8 @@
 # Build the small guest that tenet's compute service boots, from Debian packages only:
 #   vmlinuz      Debian's 6.1 kernel (linux-image-6.1.0-N-amd64, newest that apt knows)
 #   initrd.img   busybox-static initramfs (cpio newc + gzip): virtio modules from the same
-#                kernel package, DHCP on eth0, TCP responder on port 80, shell on ttyS0
+#                kernel package, DHCP on eth0, TCP responder on port 80, TCP echo on
+#                port 81, shell on ttyS0
 #                (guest files: labs/guest/rootfs/; ethtool + its libraries from Debian too)
 #   disk.qcow2   a blank 64 MiB qcow2 disk (the guest does not use it; block migration needs one)
 # Usage: labs/guest/build-image.sh [OUTDIR]      (default: <repo>/target/guest)
@@ -159,7 +160,7 @@ if ! fresh "$OUT/vmlinuz" || ! fresh "$OUT/initrd.img" || [ "$OUT/vmlinuz" -nt "
 
   # Guest files: /init, inittab, udhcpc hook, responder.
   cp -R "$OVERLAY/." "$root/"
-  chmod 755 "$root/init" "$root/etc/tenet/udhcpc.script" "$root/bin/tenet-respond"
+  chmod 755 "$root/init" "$root/etc/tenet/udhcpc.script" "$root/bin/tenet-respond" "$root/bin/tenet-echo"
   # The kernel opens /dev/console before /init runs (/init also copes without it).
   if [ "$(id -u)" -eq 0 ]; then
     mknod -m 600 "$root/dev/console" c 5 1

@@ -582,6 +582,115 @@ impl PingFlood {
     }
 }
 
+/// One TCP connection from a namespace to an echo service (the guest's port 81) carrying
+/// a 64-byte message every 10 ms until [`EchoStream::stop`] (killed on drop).
+pub struct EchoStream {
+    child: Option<Child>,
+}
+
+/// What an echo stream saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EchoStats {
+    /// Bytes sent and echoed back.
+    pub sent: u64,
+    pub echoed: u64,
+    /// The longest time without echoed bytes while some were outstanding.
+    pub max_stall_ms: f64,
+    /// TCP retransmissions on the connection (tcp_info): a lost segment is retransmitted.
+    pub retransmits: u64,
+    /// Empty when the connection stayed up.
+    pub error: String,
+}
+
+const ECHO_CLIENT: &str = r#"
+import json, select, signal, socket, struct, sys, time
+ip, port = sys.argv[1], int(sys.argv[2])
+stop = False
+def on_int(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGINT, on_int)
+out = {"sent": 0, "echoed": 0, "max_stall_ms": 0.0, "retransmits": 0, "error": ""}
+try:
+    s = socket.create_connection((ip, port), timeout=5)
+    s.setblocking(False)
+    msg = b"x" * 63 + b"\n"
+    last_echo = time.time()
+    next_send = time.time()
+    while not stop:
+        now = time.time()
+        if now >= next_send:
+            s.sendall(msg)
+            out["sent"] += len(msg)
+            next_send = now + 0.01
+        r, _, _ = select.select([s], [], [], 0.002)
+        if r:
+            d = s.recv(65536)
+            if not d:
+                out["error"] = "closed by the peer"
+                break
+            out["echoed"] += len(d)
+            last_echo = time.time()
+        if out["echoed"] < out["sent"]:
+            out["max_stall_ms"] = max(out["max_stall_ms"], (time.time() - last_echo) * 1000)
+        else:
+            last_echo = time.time()
+    deadline = time.time() + 5
+    while out["echoed"] < out["sent"] and time.time() < deadline:
+        r, _, _ = select.select([s], [], [], 0.1)
+        if r:
+            d = s.recv(65536)
+            if not d:
+                break
+            out["echoed"] += len(d)
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    out["retransmits"] = struct.unpack_from("I", info, 100)[0]
+    s.close()
+except Exception as e:
+    out["error"] = repr(e)
+print(json.dumps(out))
+"#;
+
+impl EchoStream {
+    /// Connects from namespace `ns` to `ip:port` and starts streaming.
+    pub fn start(ns: &str, ip: &str, port: u16) -> anyhow::Result<EchoStream> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", ECHO_CLIENT, ip, &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the echo stream")?;
+        Ok(EchoStream { child: Some(child) })
+    }
+
+    /// Stops sending, waits for the outstanding echoes (5 s at most) and reports.
+    pub fn stop(mut self) -> anyhow::Result<EchoStats> {
+        let child = self.child.take().context("already stopped")?;
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let out = child.wait_with_output().context("waiting for the echo stream")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(text.trim())
+            .with_context(|| format!("echo stream printed {text:?} {}", String::from_utf8_lossy(&out.stderr)))?;
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        Ok(EchoStats {
+            sent: n("sent"),
+            echoed: n("echoed"),
+            max_stall_ms: v["max_stall_ms"].as_f64().unwrap_or(0.0),
+            retransmits: n("retransmits"),
+            error: v["error"].as_str().unwrap_or("no report").to_string(),
+        })
+    }
+}
+
+impl Drop for EchoStream {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for PingFlood {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use tenet_tests::compute::{
     bridge_of, domains, image_from_bytes, image_from_file, link_exists, live_migrate, migration_list, network, ns_ip,
-    pings, port_bindings, run, server_create, ComputeApi, Hypervisors, PingFlood, SecondLibvirtd,
+    pings, port_bindings, run, server_create, ComputeApi, EchoStream, Hypervisors, PingFlood, SecondLibvirtd,
 };
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
@@ -268,6 +268,7 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
     ensure!(source_disk.exists(), "no overlay at {}", source_disk.display());
 
     let flood = PingFlood::start(&format!("tvm-{pinger}"), &ip, "0.01")?;
+    let stream = EchoStream::start(&format!("tvm-{pinger}"), &ip, 81)?;
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let flag = if shared { "--shared-migration" } else { "--block-migration" };
@@ -275,6 +276,7 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
     let took = t.elapsed();
     std::thread::sleep(Duration::from_millis(1500));
     let stats = flood.stop()?;
+    let tcp = stream.stop()?;
     let (sent, received) = (stats.sent, stats.received);
     ensure!(out.status.success(), "migrate: {}\n{}", String::from_utf8_lossy(&out.stderr), hv.logs());
     eprintln!(
@@ -289,6 +291,12 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
     // The controller delivers to both places while the port has two bindings, and the
     // destination's tap queues what arrives while the guest is paused: nothing is lost.
     ensure!(sent > 100 && sent == received, "pings lost during the {kind}: {stats:?}");
+    eprintln!("libvirt {kind}: TCP stream {tcp:?}");
+    ensure!(
+        tcp.error.is_empty() && tcp.sent > 10_000 && tcp.echoed == tcp.sent,
+        "the TCP stream through the {kind} must go on and get everything back: {tcp:?}"
+    );
+    ensure!(tcp.retransmits == 0, "no TCP segment may be lost (retransmitted) in the {kind}: {tcp:?}");
 
     let show = cli.json(&["server", "show", &vm])?;
     ensure!(
