@@ -94,6 +94,17 @@ pub struct Status {
     pub switches: BTreeMap<String, SwitchStatus>,
     /// IPS steering: instance (port pair) health, and chains that cannot be compiled.
     pub steering: SteeringStatus,
+    /// The last 32 changes from the feed: how long from their arrival until every switch
+    /// they touched was reconciled (barriers answered).
+    pub recent_applies: std::collections::VecDeque<Applied>,
+}
+
+/// One batch of feed changes applied.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Applied {
+    pub revision: i64,
+    pub switches: usize,
+    pub ms: f64,
 }
 
 /// IPS steering's status.
@@ -201,6 +212,7 @@ pub async fn run(
         dirty: BTreeSet::new(),
         rt: Runtime::default(),
         misses: HashMap::new(),
+        change_seen: None,
     };
     let mut probe = tokio::time::interval(tenant.config.probe_interval);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -259,6 +271,8 @@ struct Engine {
     dirty: BTreeSet<u64>,
     /// Announced migrations and dead IPS instances.
     rt: Runtime,
+    /// When the oldest feed change not yet reconciled arrived.
+    change_seen: Option<Instant>,
     /// IPS instances: health probes sent since one last came back.
     misses: HashMap<String, u32>,
 }
@@ -298,6 +312,7 @@ impl Engine {
                 }
             }
             FeedMsg::Changes(c) => {
+                self.change_seen.get_or_insert_with(Instant::now);
                 let target = self.pending.as_mut().unwrap_or(&mut self.state);
                 for ch in c.changes {
                     match target.apply(&ch.kind, &ch.id, ch.op == "delete", &ch.json) {
@@ -398,6 +413,9 @@ impl Engine {
     async fn process(&mut self) {
         if !self.synced || (!self.fabric_dirty && !self.ports_dirty && self.touched.is_empty() && self.dirty.is_empty())
         {
+            if self.synced {
+                self.change_seen = None; // changes that touched nothing
+            }
             return;
         }
         let started = Instant::now();
@@ -507,6 +525,15 @@ impl Engine {
         }
         if n > 0 {
             tracing::debug!(switches = n, elapsed_us = started.elapsed().as_micros() as u64, revision, "compiled");
+        }
+        if let Some(seen) = self.change_seen.take() {
+            let applied = Applied { revision, switches: n, ms: seen.elapsed().as_secs_f64() * 1000.0 };
+            self.tenant.update_status(|s| {
+                s.recent_applies.push_back(applied);
+                while s.recent_applies.len() > 32 {
+                    s.recent_applies.pop_front();
+                }
+            });
         }
     }
 }
