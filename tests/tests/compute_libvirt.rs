@@ -160,7 +160,7 @@ fn a_tcg_guest_live_migrates_between_two_libvirt_daemons_on_shared_storage() {
     require_root_and_ovs();
     require_libvirt();
     let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = migration_scenario(true) {
+    if let Err(e) = migration_scenario(true, Network::Tenet) {
         panic!("{e:#}");
     }
 }
@@ -170,7 +170,7 @@ fn a_tcg_guest_block_migrates_between_two_libvirt_daemons() {
     require_root_and_ovs();
     require_libvirt();
     let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = migration_scenario(false) {
+    if let Err(e) = migration_scenario(false, Network::Tenet) {
         panic!("{e:#}");
     }
 }
@@ -180,7 +180,10 @@ fn a_tcg_guest_block_migrates_between_two_libvirt_daemons() {
 /// the pinger pings it 100 times a second: with `shared` both libvirt hosts report the
 /// same shared storage (the disk stays in place, `--unsafe`), else it is a block
 /// migration (the disk is copied into one the destination created).
-fn migration_scenario(shared: bool) -> anyhow::Result<()> {
+/// With `Network::Learning` (the benchmark's baseline) the bridges are turned into plain
+/// MAC-learning switches (no controller, fail mode standalone, NORMAL) once the VMs have
+/// their addresses, and losses are reported, not judged.
+fn migration_scenario(shared: bool, network_kind: Network) -> anyhow::Result<Measured> {
     let kind = if shared { "shared-storage live migration" } else { "block migration" };
     let guest = repo_root().join("target/guest");
     let built = Command::new(repo_root().join("labs/guest/build-image.sh"))
@@ -267,6 +270,15 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
     let source_disk = hv.state_file(1, &format!("tenet-{vm}.qcow2"));
     ensure!(source_disk.exists(), "no overlay at {}", source_disk.display());
 
+    if network_kind == Network::Learning {
+        for b in &hv.bridges {
+            run("ovs-vsctl", &["del-controller", b, "--", "set-fail-mode", b, "standalone"])?;
+            run("ovs-ofctl", &["-O", "OpenFlow13", "del-flows", b])?;
+            run("ovs-ofctl", &["-O", "OpenFlow13", "add-flow", b, "priority=0,actions=NORMAL"])?;
+        }
+        ensure!(wait_until(Duration::from_secs(10), || pings(&pinger, &ip, 1) == 1), "learning switches: no ping");
+    }
+    let revision = ctl.status()?["revision"].as_i64().unwrap_or(0);
     let flood = PingFlood::start(&format!("tvm-{pinger}"), &ip, "0.01")?;
     let stream = EchoStream::start(&format!("tvm-{pinger}"), &ip, 81)?;
     std::thread::sleep(Duration::from_millis(500));
@@ -288,10 +300,21 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
         stats.longest_gap_ms,
         stats.duplicates
     );
+    eprintln!("libvirt {kind}: TCP stream {tcp:?}");
+    let applies: Vec<f64> = ctl.status()?["recent_applies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["revision"].as_i64().unwrap_or(0) > revision)
+        .filter_map(|a| a["ms"].as_f64())
+        .collect();
+    let measured = Measured { pings: stats.clone(), tcp: tcp.clone(), took_s: took.as_secs_f64(), applies_ms: applies };
+    if network_kind == Network::Learning {
+        return Ok(measured);
+    }
     // The controller delivers to both places while the port has two bindings, and the
     // destination's tap queues what arrives while the guest is paused: nothing is lost.
     ensure!(sent > 100 && sent == received, "pings lost during the {kind}: {stats:?}");
-    eprintln!("libvirt {kind}: TCP stream {tcp:?}");
     ensure!(
         tcp.error.is_empty() && tcp.sent > 10_000 && tcp.echoed == tcp.sent,
         "the TCP stream through the {kind} must go on and get everything back: {tcp:?}"
@@ -339,5 +362,64 @@ fn migration_scenario(shared: bool) -> anyhow::Result<()> {
     ensure!(!link_exists(&tmv), "{tmv} is left");
     let left = cli.json(&["port", "list", "--device-id", &vm])?;
     ensure!(left.as_array().is_some_and(|a| a.is_empty()), "netapi ports left: {left}");
-    Ok(())
+    Ok(measured)
+}
+
+/// The network under a migration: tenet in tenant mode, or plain MAC learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Network {
+    Tenet,
+    Learning,
+}
+
+/// What one migration cost the traffic.
+#[derive(Debug, Clone)]
+struct Measured {
+    pings: tenet_tests::compute::PingStats,
+    tcp: tenet_tests::compute::EchoStats,
+    took_s: f64,
+    /// Controller: feed change arrival to all touched switches reconciled, for the
+    /// migration's changes (INACTIVE binding, activation, source binding deleted).
+    applies_ms: Vec<f64>,
+}
+
+/// `labs/bench-migration.sh`: each migration kind with tenet and with plain MAC-learning
+/// OVS (same hosts, same guest, 100 pings/s and a TCP stream), rounds from env
+/// TENET_MIGRATION_BENCH_ROUNDS (default 1). Prints a line per run and a JSON summary.
+#[test]
+#[ignore]
+fn migration_bench() {
+    require_root_and_ovs();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let rounds: usize = std::env::var("TENET_MIGRATION_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let mut all = Vec::new();
+    for round in 1..=rounds {
+        for shared in [true, false] {
+            for net in [Network::Tenet, Network::Learning] {
+                let kind = if shared { "live" } else { "block" };
+                match migration_scenario(shared, net) {
+                    Ok(m) => {
+                        println!(
+                            "round {round} {kind} {net:?}: {} of {} pings lost, longest gap {} ms, {} duplicates; TCP {} retransmits, longest stall {:.0} ms; migration {:.1} s; controller applies {:?} ms",
+                            m.pings.sent - m.pings.received,
+                            m.pings.sent,
+                            m.pings.longest_gap_ms,
+                            m.pings.duplicates,
+                            m.tcp.retransmits,
+                            m.tcp.max_stall_ms,
+                            m.took_s,
+                            m.applies_ms.iter().map(|a| (a * 10.0).round() / 10.0).collect::<Vec<_>>()
+                        );
+                        all.push(serde_json::json!({"round": round, "kind": kind, "network": format!("{net:?}"),
+                            "lost": m.pings.sent - m.pings.received, "sent": m.pings.sent,
+                            "longest_gap_ms": m.pings.longest_gap_ms, "duplicates": m.pings.duplicates,
+                            "tcp_retransmits": m.tcp.retransmits, "tcp_max_stall_ms": m.tcp.max_stall_ms,
+                            "applies_ms": m.applies_ms}));
+                    }
+                    Err(e) => panic!("{kind} {net:?}: {e:#}"),
+                }
+            }
+        }
+    }
+    println!("migration-bench: {}", serde_json::Value::Array(all));
 }
