@@ -314,3 +314,125 @@ fn migration_scenario() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `labs/bench-migration.sh ns` (or this test with `--ignored`): ten namespace VMs on host 1
+/// live-migrate to host 2 at once (ten os-migrateLive requests sent together), each pinged
+/// 50 times a second from a VM on host 2. Prints per-VM losses, the time until all ten
+/// are ACTIVE on host 2, and the controller's apply times, then a JSON line.
+#[test]
+#[ignore]
+fn ten_namespace_vms_migrate_at_once() {
+    require_root_and_ovs();
+    let _guard = LAB_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = ten_at_once() {
+        panic!("{e:#}");
+    }
+}
+
+fn ten_at_once() -> anyhow::Result<()> {
+    use tenet_netapi::client::{Method, Rest};
+    let compute_addr = free_addr()?;
+    let api = NetApi::start_with_catalog(
+        &format!("http://{compute_addr}/compute/v2.1"),
+        &format!("http://{compute_addr}/image"),
+    )?;
+    let ctl = TenantController::start(&api, &[])?;
+    let compute = ComputeApi::start_on_with(&api, &compute_addr, &["--max-instances-per-project", "20"])?;
+    let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "8192", "--vcpus", "16"])?;
+    let cli = api.admin_cli()?;
+    let (h1, h2) = (hv.host(0), hv.host(1));
+    network(&cli, "tnet", "10.11.0.0/24")?;
+    image_from_bytes(&cli, "tiny", &[7u8; 4096])?;
+    let create = |name: &str, host: &str| -> anyhow::Result<String> {
+        let out = server_create(&cli, name, "tiny", "m1.nano", "tnet", &["--host", host])?;
+        ensure!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let s: Value = serde_json::from_slice(&out.stdout)?;
+        let id = s["id"].as_str().context("server id")?.to_string();
+        hv.track(&id);
+        Ok(id)
+    };
+    let pinger = create("pinger", &h2)?;
+    let vms: Vec<String> = (0..10).map(|i| create(&format!("vm{i}"), &h1)).collect::<anyhow::Result<_>>()?;
+    let mut ips = Vec::new();
+    for id in vms.iter().chain([&pinger]) {
+        let mut ip = None;
+        ensure!(
+            wait_until(Duration::from_secs(60), || {
+                ip = ns_ip(id);
+                ip.is_some()
+            }),
+            "{id}: no DHCP address"
+        );
+        ips.push(ip.unwrap_or_default());
+    }
+    for ip in &ips[..10] {
+        ensure!(wait_until(Duration::from_secs(10), || pings(&pinger, ip, 1) == 1), "pinger cannot reach {ip}");
+    }
+    let revision = ctl.status()?["revision"].as_i64().unwrap_or(0);
+    let floods: Vec<PingFlood> = ips[..10]
+        .iter()
+        .map(|ip| PingFlood::start(&format!("tvm-{pinger}"), ip, "0.02"))
+        .collect::<anyhow::Result<_>>()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rt = tokio::runtime::Runtime::new()?;
+    let t = Instant::now();
+    let took = rt.block_on(async {
+        let token = api.admin_token().await?;
+        let rest = Rest::new(&compute.url);
+        let headers = [("x-auth-token", token.as_str()), ("openstack-api-version", "compute 2.30")];
+        let body = serde_json::json!({"os-migrateLive": {"host": h2, "block_migration": "auto"}});
+        let sends = vms.iter().map(|id| {
+            let (rest, path, body) = (&rest, format!("/compute/v2.1/servers/{id}/action"), &body);
+            async move { rest.call_with_headers(Method::POST, &path, &headers, Some(body)).await }
+        });
+        for r in futures_util::future::join_all(sends).await {
+            let a = r.map_err(|e| anyhow::anyhow!("os-migrateLive: {e}"))?;
+            ensure!(a.status.as_u16() == 202, "os-migrateLive: {} {}", a.status, a.body);
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut done = 0;
+            for id in &vms {
+                let a = rest
+                    .call_with_headers(Method::GET, &format!("/compute/v2.1/servers/{id}"), &headers, None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let s = &a.body["server"];
+                if s["status"] == "ACTIVE" && s["OS-EXT-SRV-ATTR:host"] == h2.as_str() {
+                    done += 1;
+                }
+            }
+            if done == vms.len() {
+                return anyhow::Ok(t.elapsed());
+            }
+            ensure!(Instant::now() < deadline, "only {done} of 10 migrated:\n{}", hv.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut lost = Vec::new();
+    let mut gaps = Vec::new();
+    for f in floods {
+        let s = f.stop()?;
+        lost.push(s.sent - s.received);
+        gaps.push(s.longest_gap_ms);
+    }
+    let applies: Vec<f64> = ctl.status()?["recent_applies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["revision"].as_i64().unwrap_or(0) > revision)
+        .filter_map(|a| a["ms"].as_f64())
+        .collect();
+    println!(
+        "ten at once: all ACTIVE on {h2} after {:.2} s; lost pings per VM {lost:?}; longest gaps {gaps:?} ms; controller applies {} batches, max {:.1} ms",
+        took.as_secs_f64(),
+        applies.len(),
+        applies.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "ten-bench: {}",
+        serde_json::json!({"seconds": took.as_secs_f64(), "lost": lost, "longest_gap_ms": gaps, "applies_ms": applies})
+    );
+    Ok(())
+}
