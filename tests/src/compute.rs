@@ -219,6 +219,17 @@ pub fn pings(from: &str, ip: &str, count: u32) -> u32 {
     text.split(',').find_map(|p| p.trim().strip_suffix(" received").and_then(|n| n.trim().parse().ok())).unwrap_or(0)
 }
 
+/// The control plane of an end-to-end test: netapi (SQLite) whose catalog points at a
+/// compute API on a free port, a tenant-mode controller following it, and that compute
+/// API (with `compute_args`). Bind the three in this order: they stop in reverse.
+pub fn control_plane(compute_args: &[&str]) -> anyhow::Result<(NetApi, crate::tenant::TenantController, ComputeApi)> {
+    let addr = crate::free_addr()?;
+    let api = NetApi::start_with_catalog(&format!("http://{addr}/compute/v2.1"), &format!("http://{addr}/image"))?;
+    let ctl = crate::tenant::TenantController::start(&api, &[])?;
+    let compute = ComputeApi::start_on_with(&api, &addr, compute_args)?;
+    Ok((api, ctl, compute))
+}
+
 /// N hypervisor hosts on this machine: N OVS bridges (netdev, fail mode secure,
 /// OpenFlow 1.3, connected to the tenant controller) chained by veth pairs, each with a
 /// `tenet-compute agent --driver namespace`. Everything goes on drop (agents, the

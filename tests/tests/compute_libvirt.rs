@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use tenet_tests::compute::{
-    bridge_of, domains, image_from_bytes, image_from_file, link_exists, live_migrate, migration_list, network, ns_ip,
-    pings, port_bindings, run, server_create, ComputeApi, EchoStream, Hypervisors, PingFlood, SecondLibvirtd,
+    bridge_of, control_plane, domains, image_from_bytes, image_from_file, link_exists, live_migrate, migration_list,
+    network, ns_ip, pings, port_bindings, run, server_create, EchoStream, Hypervisors, PingFlood, SecondLibvirtd,
 };
-use tenet_tests::netapi::NetApi;
-use tenet_tests::tenant::TenantController;
-use tenet_tests::{free_addr, repo_root, require_root_and_ovs, wait_until, LAB_LOCK};
+use tenet_tests::{repo_root, require_root_and_ovs, wait_until, LAB_LOCK};
 
 fn require_libvirt() {
     let ok = Command::new("virsh").args(["-c", "qemu:///system", "version"]).output().is_ok_and(|o| o.status.success());
@@ -48,13 +46,7 @@ fn scenario() -> anyhow::Result<()> {
     ensure!(built.status.success(), "labs/guest/build-image.sh failed: {}", String::from_utf8_lossy(&built.stderr));
     let path = |f: &str| guest.join(f).to_string_lossy().into_owned();
 
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    let (api, ctl, compute) = control_plane(&[])?;
     let ns_host: Vec<String> = vec!["--ram-mb".into(), "4096".into()];
     let kvm_host: Vec<String> = [
         "--driver",
@@ -193,13 +185,7 @@ fn migration_scenario(shared: bool, network_kind: Network) -> anyhow::Result<Mea
     ensure!(built.status.success(), "labs/guest/build-image.sh failed: {}", String::from_utf8_lossy(&built.stderr));
     let path = |f: &str| guest.join(f).to_string_lossy().into_owned();
 
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    let (api, ctl, compute) = control_plane(&[])?;
     // Declared before the hosts: dropped after their agents stop.
     let second = SecondLibvirtd::start()?;
     let libvirt_host = |uri: &str| -> Vec<String> {

@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use serde_json::Value;
 use tenet_tests::compute::{
-    bridge_of, image_from_bytes, link_exists, live_migrate, migration_list, network, ns_ip, pings, port_bindings, run,
-    server_create, ComputeApi, Hypervisors, PingFlood,
+    bridge_of, control_plane, image_from_bytes, link_exists, live_migrate, migration_list, network, ns_ip, pings,
+    port_bindings, run, server_create, Hypervisors, PingFlood,
 };
-use tenet_tests::netapi::NetApi;
-use tenet_tests::tenant::TenantController;
-use tenet_tests::{free_addr, require_root_and_ovs, wait_until, LAB_LOCK};
+use tenet_tests::{require_root_and_ovs, wait_until, LAB_LOCK};
 
 #[test]
 fn servers_boot_on_two_hosts_get_dhcp_addresses_ping_pause_and_go() {
@@ -34,13 +32,7 @@ fn servers_boot_on_two_hosts_get_dhcp_addresses_ping_pause_and_go() {
 }
 
 fn scenario() -> anyhow::Result<()> {
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    let (api, ctl, compute) = control_plane(&[])?;
     let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "2048", "--vcpus", "4"])?;
     let cli = api.admin_cli()?;
     ensure!(
@@ -181,13 +173,7 @@ fn a_namespace_server_live_migrates_with_its_port_and_a_failed_migration_rolls_b
 }
 
 fn migration_scenario() -> anyhow::Result<()> {
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on(&api, &compute_addr)?;
+    let (api, ctl, compute) = control_plane(&[])?;
     let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "2048", "--vcpus", "4"])?;
     let cli = api.admin_cli()?;
     let (h1, h2) = (hv.host(0), hv.host(1));
@@ -331,13 +317,7 @@ fn ten_namespace_vms_migrate_at_once() {
 
 fn ten_at_once() -> anyhow::Result<()> {
     use tenet_netapi::client::{Method, Rest};
-    let compute_addr = free_addr()?;
-    let api = NetApi::start_with_catalog(
-        &format!("http://{compute_addr}/compute/v2.1"),
-        &format!("http://{compute_addr}/image"),
-    )?;
-    let ctl = TenantController::start(&api, &[])?;
-    let compute = ComputeApi::start_on_with(&api, &compute_addr, &["--max-instances-per-project", "20"])?;
+    let (api, ctl, compute) = control_plane(&["--max-instances-per-project", "20"])?;
     let hv = Hypervisors::start(&api, &ctl, &compute, 2, &["--ram-mb", "8192", "--vcpus", "16"])?;
     let cli = api.admin_cli()?;
     let (h1, h2) = (hv.host(0), hv.host(1));

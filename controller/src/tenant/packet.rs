@@ -331,6 +331,20 @@ fn parse_udp(d: &[u8]) -> Option<UdpDatagram<'_>> {
     Some(UdpDatagram { dst_port: read_u16(d, udp_field::DST_PORT)?, payload: d.get(UDP_HEADER_LEN..len)? })
 }
 
+/// The Ethernet frame, IPv4 packet and UDP datagram, if the frame carries UDP over IPv4.
+fn parse_ipv4_udp(frame: &[u8]) -> Option<(EthernetFrame<'_>, Ipv4Packet<'_>, UdpDatagram<'_>)> {
+    let eth = parse_ethernet(frame)?;
+    if eth.ethertype != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let ip = parse_ipv4(eth.payload)?;
+    if ip.protocol != IP_PROTO_UDP {
+        return None;
+    }
+    let udp = parse_udp(ip.payload)?;
+    Some((eth, ip, udp))
+}
+
 /// Adds `data` as big-endian 16-bit words to a one's-complement running sum
 /// (an odd last byte is padded with zero, RFC 1071).
 fn ones_complement_add(mut sum: u32, data: &[u8]) -> u32 {
@@ -429,15 +443,7 @@ pub fn probe_frame(src_mac: Mac, pair_id: &str) -> Vec<u8> {
 
 /// The instance a probe that came back was sent through.
 pub fn parse_probe(frame: &[u8]) -> Option<String> {
-    let eth = parse_ethernet(frame)?;
-    if eth.ethertype != ETHERTYPE_IPV4 {
-        return None;
-    }
-    let ip = parse_ipv4(eth.payload)?;
-    if ip.protocol != IP_PROTO_UDP {
-        return None;
-    }
-    let udp = parse_udp(ip.payload)?;
+    let (_, _, udp) = parse_ipv4_udp(frame)?;
     let id = udp.payload.strip_prefix(PROBE_MAGIC).filter(|_| udp.dst_port == PROBE_PORT)?;
     String::from_utf8(id.to_vec()).ok()
 }
@@ -547,15 +553,7 @@ fn for_each_option<'a>(mut opts: &'a [u8], mut f: impl FnMut(u8, &'a [u8])) -> O
 /// 50 and 54 must be 4 bytes long if present. Option overload (52) is not
 /// supported: `sname` and `file` are ignored. `None` for anything else.
 pub fn parse_dhcp(frame: &[u8]) -> Option<DhcpRequest> {
-    let eth = parse_ethernet(frame)?;
-    if eth.ethertype != ETHERTYPE_IPV4 {
-        return None;
-    }
-    let ip = parse_ipv4(eth.payload)?;
-    if ip.protocol != IP_PROTO_UDP {
-        return None;
-    }
-    let udp = parse_udp(ip.payload)?;
+    let (eth, ip, udp) = parse_ipv4_udp(frame)?;
     if udp.dst_port != DHCP_SERVER_PORT {
         return None;
     }
