@@ -17,6 +17,10 @@ pub struct Options {
 
 /// Runs the subcommand: 0 when `--once` shipped everything, 2 when it cannot go on.
 pub fn main(o: &Options) -> ExitCode {
+    if o.once && !o.eve.exists() {
+        eprintln!("tenet-controller ips-ship: {} does not exist", o.eve.display());
+        return ExitCode::from(2);
+    }
     let mut offset = 0u64;
     loop {
         match ship_new(o, &mut offset) {
@@ -32,7 +36,7 @@ pub fn main(o: &Options) -> ExitCode {
         if o.once {
             return ExitCode::SUCCESS;
         }
-        std::thread::sleep(o.interval);
+        std::thread::sleep(o.interval.max(Duration::from_millis(50)));
     }
 }
 

@@ -140,7 +140,7 @@ enum Command {
     /// controller, which attributes alerts and drops to tenant ports
     /// (`GET /v1/ips/alerts?project_id=&port_id=`).
     IpsShip {
-        /// The eve.json file (it may not exist yet).
+        /// The eve.json file (followed until it exists, except with --once).
         #[arg(long, value_name = "FILE")]
         eve: std::path::PathBuf,
         /// The instance's networking-sfc port pair id.
