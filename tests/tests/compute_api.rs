@@ -333,7 +333,9 @@ fn stand_in_agent_drives_scheduling_reports_and_actions() -> anyhow::Result<()> 
     assert!(alice.fails(&["server", "show", &id]).is_ok());
 
     // Capacity: m1.medium needs 4096 MB, all the host has; the second one goes to ERROR
-    // with the scheduler's reason.
+    // with the scheduler's reason. (The stand-in reports again first: a host silent for
+    // three heartbeats is not scheduled to, and this test can take that long.)
+    rt.block_on(rest.expect(StatusCode::NO_CONTENT, Method::POST, "/internal/v1/hosts", Some(&service), Some(&host)))?;
     alice.json(&["server", "create", "--image", "cirros", "--flavor", "m1.medium", "--network", "net1", "a"])?;
     let b =
         alice.json(&["server", "create", "--image", "cirros", "--flavor", "m1.medium", "--network", "net1", "b"])?;
