@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 900 | broadcast ARP request | output CONTROLLER (answered from netapi's knowledge) |
 //! | 900 | DHCP client -> server | output CONTROLLER (answered from IPAM) |
-//! | 110 | metadata=segment+copy bit, eth_dst=MAC of a migrating port | its second place here: goto 40; else push VLAN segment with priority 7, output towards it |
+//! | 110 | metadata=segment+copy bit, eth_dst=MAC of a migrating port | a place of it here (second or primary): goto 40; else push VLAN segment with priority 7, output towards the second place |
 //! | 105 | in_port=the fabric port towards a migrating port's second place, metadata=segment, eth_dst=its MAC (on its primary switch) | the marked copy out of IN_PORT, goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port on this switch | (migrating: a marked copy towards its second place, see below) goto 40 |
 //! | 100 | metadata=segment, eth_dst=MAC of a port elsewhere (this switch on the network's span) | push VLAN segment, output the port towards its switch |
@@ -134,7 +134,9 @@ pub fn compile(state: &State, plan: &Plan, dpid: u64, ports: &SwitchPorts, out: 
                 );
             }
             let Some(copy) = copy.filter(|_| on_span) else { continue };
-            let marked = if copy.dpid == dpid {
+            // A copy is delivered wherever the port has a place: also on its primary switch,
+            // which a copy can reach while the primary moves (flows change switch by switch).
+            let marked = if copy.dpid == dpid || at.dpid == dpid {
                 vec![Instruction::GotoTable(table::EGRESS_ACL)]
             } else if let Some(&next) = copy_hop {
                 vec![Instruction::ApplyActions(copy_output(net.segment, next))]

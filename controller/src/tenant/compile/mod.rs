@@ -488,6 +488,17 @@ mod tests {
             )
         });
         assert!(outputs_to_3, "the egress ACL delivers to the new place");
+        // A copy that reaches the primary switch (the primary moved while it travelled) is
+        // delivered there, not sent back.
+        assert_eq!(
+            instructions(
+                &s1,
+                table::FORWARD,
+                forward::PRIO_COPY,
+                vec![Oxm::metadata(101 | COPY_BIT, Some(METADATA_MASK | COPY_BIT)), Oxm::eth_dst(R1)]
+            ),
+            Some(&vec![Instruction::GotoTable(table::EGRESS_ACL)])
+        );
         // Neither switch sends blue's traffic anywhere new.
         assert!(s2.flows.keys().all(|k| !k.match_.fields.contains(&Oxm::metadata(102 | COPY_BIT, None))));
     }
