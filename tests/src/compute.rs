@@ -200,6 +200,41 @@ pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Creates OVS bridge `name` as tenant mode wants it (userspace datapath, fail mode
+/// secure, OpenFlow 1.3, datapath id `dpid`) connected to the controller at `of_addr`.
+pub fn tenant_bridge(name: &str, dpid: u64, of_addr: &str) -> anyhow::Result<()> {
+    let dpid = format!("other-config:datapath-id={dpid:016x}");
+    run(
+        "ovs-vsctl",
+        &[
+            "add-br",
+            name,
+            "--",
+            "set",
+            "bridge",
+            name,
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            "protocols=OpenFlow13",
+            &dpid,
+        ],
+    )?;
+    run("ovs-vsctl", &["set-controller", name, &format!("tcp:{of_addr}")])?;
+    Ok(())
+}
+
+/// Links bridges `a` and `b` with the veth pair `link`/`peer` (transmit checksum offload
+/// off: TCP over the userspace datapath needs it). Deleting `link` removes both ends.
+pub fn fabric_link(link: &str, peer: &str, a: &str, b: &str) -> anyhow::Result<()> {
+    run("ip", &["link", "add", link, "type", "veth", "peer", "name", peer])?;
+    for (dev, br) in [(link, a), (peer, b)] {
+        run("ip", &["link", "set", dev, "up"])?;
+        let _ = run("ethtool", &["-K", dev, "tx", "off"]);
+        run("ovs-vsctl", &["add-port", br, dev])?;
+    }
+    Ok(())
+}
+
 /// The IPv4 address a namespace-driver server's `eth0` has (from DHCP), if any.
 pub fn ns_ip(id: &str) -> Option<String> {
     let out = Command::new("ip")
@@ -280,33 +315,13 @@ impl Hypervisors {
         for i in 0..n {
             let b = format!("{prefix}b{}", i + 1);
             hv.bridges.push(b.clone());
-            run(
-                "ovs-vsctl",
-                &[
-                    "add-br",
-                    &b,
-                    "--",
-                    "set",
-                    "bridge",
-                    &b,
-                    "datapath_type=netdev",
-                    "fail_mode=secure",
-                    "protocols=OpenFlow13",
-                    &format!("other-config:datapath-id={:016x}", 0xc0_0000 + i as u64 + 1),
-                ],
-            )?;
-            run("ovs-vsctl", &["set-controller", &b, &format!("tcp:{}", ctl.of_addr)])?;
+            tenant_bridge(&b, 0xc0_0000 + i as u64 + 1, &ctl.of_addr)?;
         }
         for i in 1..n {
             let link = format!("{prefix}l{i}");
             let peer = format!("{link}p");
-            run("ip", &["link", "add", &link, "type", "veth", "peer", "name", &peer])?;
             hv.links.push(link.clone());
-            for (dev, b) in [(&link, &hv.bridges[i - 1]), (&peer, &hv.bridges[i])] {
-                run("ip", &["link", "set", dev, "up"])?;
-                let _ = run("ethtool", &["-K", dev, "tx", "off"]);
-                run("ovs-vsctl", &["add-port", b, dev])?;
-            }
+            fabric_link(&link, &peer, &hv.bridges[i - 1], &hv.bridges[i])?;
         }
         let bin = crate::workspace_binary("tenet-compute", "tenet-compute")?;
         for (i, b) in hv.bridges.clone().iter().enumerate() {

@@ -13,9 +13,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use tenet_netapi::client::connect_grpc;
 use tenet_netapi::grpc::pb;
+use tenet_tests::compute::{fabric_link, run, tenant_bridge};
 use tenet_tests::netapi::NetApi;
 use tenet_tests::tenant::TenantController;
 use tenet_tests::{require_root_and_ovs, unique_prefix, wait_until, LAB_LOCK};
@@ -41,68 +42,45 @@ struct Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for b in &self.bridges {
-            let _ = sh("ovs-vsctl", &["--if-exists", "del-br", b]);
+            let _ = run("ovs-vsctl", &["--if-exists", "del-br", b]);
         }
         for l in &self.links {
-            let _ = sh("ip", &["link", "del", l]);
+            let _ = run("ip", &["link", "del", l]);
         }
         for n in &self.namespaces {
-            let _ = sh("ip", &["netns", "del", n]);
+            let _ = run("ip", &["netns", "del", n]);
         }
     }
-}
-
-fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
-    if !out.status.success() {
-        bail!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Lab {
     fn bridge(&mut self, n: u64, controller: &str) -> anyhow::Result<String> {
         let b = format!("{}b{n}", self.prefix);
-        sh(
-            "ovs-vsctl",
-            &[
-                "add-br",
-                &b,
-                "--",
-                "set",
-                "bridge",
-                &b,
-                "datapath_type=netdev",
-                "fail_mode=secure",
-                "protocols=OpenFlow13",
-                &format!("other-config:datapath-id={:016x}", 0xd0_0000 + n),
-            ],
-        )?;
         self.bridges.push(b.clone());
-        sh("ovs-vsctl", &["set-controller", &b, &format!("tcp:{controller}")])?;
+        tenant_bridge(&b, 0xd0_0000 + n, controller)?;
         Ok(b)
     }
 
     /// A veth pair `host`/`inner`, `host` on `bridge`, `inner` in namespace `ns` (made if new).
     fn nic(&mut self, ns: &str, bridge: &str, host: &str, inner: &str, mac: &str) -> anyhow::Result<()> {
         if !self.namespaces.iter().any(|n| n == ns) {
-            sh("ip", &["netns", "add", ns])?;
+            run("ip", &["netns", "add", ns])?;
             self.namespaces.push(ns.to_string());
-            sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
         }
-        sh("ip", &["link", "add", host, "type", "veth", "peer", "name", inner])?;
+        run("ip", &["link", "add", host, "type", "veth", "peer", "name", inner])?;
         self.links.push(host.to_string());
-        sh("ip", &["link", "set", inner, "netns", ns])?;
-        sh("ip", &["-n", ns, "link", "set", inner, "address", mac, "up"])?;
-        sh("ip", &["link", "set", host, "up"])?;
-        sh("ovs-vsctl", &["add-port", bridge, host])?;
+        run("ip", &["link", "set", inner, "netns", ns])?;
+        run("ip", &["-n", ns, "link", "set", inner, "address", mac, "up"])?;
+        run("ip", &["link", "set", host, "up"])?;
+        run("ovs-vsctl", &["add-port", bridge, host])?;
         Ok(())
     }
 }
 
 /// Table 30 flows of `bridge` for destination `mac` (their actions).
 fn forward_flows(bridge: &str, mac: &str) -> String {
-    sh("ovs-ofctl", &["-O", "OpenFlow13", "--no-stats", "dump-flows", bridge, &format!("table=30,dl_dst={mac}")])
+    run("ovs-ofctl", &["-O", "OpenFlow13", "--no-stats", "dump-flows", bridge, &format!("table=30,dl_dst={mac}")])
         .unwrap_or_default()
 }
 
@@ -116,13 +94,8 @@ fn scenario(lab: &mut Lab) -> anyhow::Result<()> {
     let p = lab.prefix.clone();
     let (b1, b2) = (lab.bridge(1, &ctl.of_addr)?, lab.bridge(2, &ctl.of_addr)?);
     let (l1, l2) = (format!("{p}l1"), format!("{p}l2"));
-    sh("ip", &["link", "add", &l1, "type", "veth", "peer", "name", &l2])?;
     lab.links.push(l1.clone());
-    for (dev, b) in [(&l1, &b1), (&l2, &b2)] {
-        sh("ip", &["link", "set", dev, "up"])?;
-        let _ = sh("ethtool", &["-K", dev, "tx", "off"]);
-        sh("ovs-vsctl", &["add-port", b, dev])?;
-    }
+    fabric_link(&l1, &l2, &b1, &b2)?;
 
     // Ports: the VM on bridge 1, the pinger on bridge 2.
     let rt = tokio::runtime::Runtime::new()?;
@@ -153,8 +126,8 @@ fn scenario(lab: &mut Lab) -> anyhow::Result<()> {
     let (vm_ns, pinger_ns) = (format!("{p}vm"), format!("{p}pn"));
     lab.nic(&vm_ns, &b1, &vm_h1, &format!("{p}e0"), &vm_mac)?;
     lab.nic(&pinger_ns, &b2, &pinger_h, &format!("{p}p0"), &pinger_mac)?;
-    sh("ip", &["-n", &vm_ns, "addr", "add", &format!("{vm_ip}/24"), "dev", &format!("{p}e0")])?;
-    sh("ip", &["-n", &pinger_ns, "addr", "add", &format!("{pinger_ip}/24"), "dev", &format!("{p}p0")])?;
+    run("ip", &["-n", &vm_ns, "addr", "add", &format!("{vm_ip}/24"), "dev", &format!("{p}e0")])?;
+    run("ip", &["-n", &pinger_ns, "addr", "add", &format!("{pinger_ip}/24"), "dev", &format!("{p}p0")])?;
     let ping = |count: &str| {
         Command::new("ip")
             .args(["netns", "exec", &pinger_ns, "ping", "-c", count, "-i", "0.05", "-W", "1", &vm_ip])
@@ -172,7 +145,7 @@ fn scenario(lab: &mut Lab) -> anyhow::Result<()> {
     // INACTIVE binding there. Traffic now goes to both places.
     let e1 = format!("{p}e1");
     lab.nic(&vm_ns, &b2, &vm_h2, &e1, &vm_mac)?;
-    sh("ip", &["-n", &vm_ns, "addr", "add", &format!("{vm_ip}/24"), "dev", &e1])?;
+    run("ip", &["-n", &vm_ns, "addr", "add", &format!("{vm_ip}/24"), "dev", &e1])?;
     rt.block_on(registry.update_port_binding(pb::UpdatePortBindingRequest {
         port_id: vm_port.clone(),
         binding: Some(pb::BindingSpec {
@@ -193,7 +166,7 @@ fn scenario(lab: &mut Lab) -> anyhow::Result<()> {
 
     // The VM announces itself at the new place: bridge 2 becomes primary (delivers locally
     // and copies back), bridge 1 forwards there; netapi was never told.
-    sh("ip", &["netns", "exec", &vm_ns, "busybox", "arping", "-U", "-c", "1", "-I", &e1, &vm_ip])?;
+    run("ip", &["netns", "exec", &vm_ns, "busybox", "arping", "-U", "-c", "1", "-I", &e1, &vm_ip])?;
     let moved = wait_until(Duration::from_secs(10), || {
         let (f1, f2) = (forward_flows(&b1, &vm_mac), forward_flows(&b2, &vm_mac));
         f2.contains("priority=100")
@@ -224,7 +197,7 @@ fn scenario(lab: &mut Lab) -> anyhow::Result<()> {
         f1.contains("goto_table:40") && !f1.contains("vlan_pcp")
     });
     ensure!(back, "after the binding went: bridge 1: {}", forward_flows(&b1, &vm_mac));
-    sh("ip", &["-n", &vm_ns, "link", "del", &e1])?;
+    run("ip", &["-n", &vm_ns, "link", "del", &e1])?;
     let last = ping("10");
     ensure!(last.contains(" 0% packet loss"), "the VM at its old place: {last}");
     Ok(())
